@@ -1,0 +1,296 @@
+// Package publish hands the ingress's events to Kafka without putting Kafka on the
+// request's path. Publish appends the encoded event to the write-ahead spool (a write
+// to the page cache, microseconds) and returns; a shipper goroutine reads the spool in
+// order, writes batches to Kafka with RequiredAcks=all, and acknowledges the spool only
+// after the broker has. While Kafka is unreachable the shipper retries the same batch
+// with backoff and the spool grows, bounded by its MaxBytes; when the broker returns
+// the backlog drains in order.
+//
+// Delivery guarantee: at least once. An event is lost only if the disk is lost, or when
+// the spool is full and the full policy is PolicyDrop, which counts and logs every
+// dropped event. Duplicates (a batch retried after a partial write, a restart before the
+// spool cursor was saved) are removed downstream by event_id.
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/geminicodeapi/gca/ingress/spool"
+	"github.com/geminicodeapi/gca/schemas"
+)
+
+// FullPolicy says what happens when the spool is full.
+type FullPolicy string
+
+const (
+	// PolicyReject (the default) makes the ingress refuse new requests with 503 while
+	// the spool is full, so nothing it serves goes unrecorded.
+	PolicyReject FullPolicy = "reject"
+	// PolicyDrop keeps serving and drops the events that do not fit, counting each in
+	// gca_ingress_events_dropped_total and logging it.
+	PolicyDrop FullPolicy = "drop"
+)
+
+// MessageWriter is the part of kafka.Writer the shipper uses.
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// Options configure a Publisher.
+type Options struct {
+	Policy       FullPolicy
+	BatchRecords int           // records per Kafka write; default 2000
+	BatchBytes   int           // value bytes per Kafka write; default 4 MiB
+	BackoffMin   time.Duration // default 100ms
+	BackoffMax   time.Duration // default 5s
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+type metrics struct {
+	published   *prometheus.CounterVec
+	dropped     prometheus.Counter
+	rejected    prometheus.Counter
+	shipped     prometheus.Counter
+	shipErrors  prometheus.Counter
+	shipSeconds prometheus.Histogram
+	spoolBytes  prometheus.GaugeFunc
+	full        prometheus.GaugeFunc
+}
+
+// Publisher appends events to the spool and ships them to Kafka.
+type Publisher struct {
+	spool *spool.Spool
+	w     MessageWriter
+	opts  Options
+	log   *slog.Logger
+	m     metrics
+
+	full        atomic.Bool
+	lastFullLog atomic.Int64
+	shipping    atomic.Bool
+	idle        chan struct{}
+}
+
+// New returns a Publisher over an open spool and a Kafka writer.
+func New(sp *spool.Spool, w MessageWriter, opts Options) *Publisher {
+	if opts.Policy == "" {
+		opts.Policy = PolicyReject
+	}
+	if opts.BatchRecords <= 0 {
+		opts.BatchRecords = 2000
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 4 << 20
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 100 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	p := &Publisher{spool: sp, w: w, opts: opts, log: opts.Logger.With("component", "publisher"), idle: make(chan struct{}, 1)}
+	f := promauto.With(opts.Registerer)
+	p.m = metrics{
+		published:   f.NewCounterVec(prometheus.CounterOpts{Name: "gca_ingress_events_published_total", Help: "Events appended to the spool, by topic."}, []string{"topic"}),
+		dropped:     f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_dropped_total", Help: "Events dropped because the spool was full (policy drop)."}),
+		rejected:    f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_spool_full_rejections_total", Help: "Events refused because the spool was full (policy reject)."}),
+		shipped:     f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_shipped_total", Help: "Events acknowledged by Kafka."}),
+		shipErrors:  f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_ship_errors_total", Help: "Failed Kafka writes (each retried)."}),
+		shipSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "gca_ingress_ship_seconds", Help: "Duration of successful Kafka batch writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	p.m.spoolBytes = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "gca_ingress_spool_bytes", Help: "Bytes in the spool not yet acknowledged by Kafka."}, func() float64 { return float64(sp.Pending()) })
+	p.m.full = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "gca_ingress_spool_full", Help: "1 while the spool is full."}, func() float64 {
+		if p.full.Load() {
+			return 1
+		}
+		return 0
+	})
+	return p
+}
+
+// ErrSpoolFull is returned by Publish when the event could not be recorded.
+var ErrSpoolFull = errors.New("event spool full")
+
+// Full reports whether the last append found the spool full and nothing has been
+// shipped since. With PolicyReject the ingress refuses requests while it is true.
+func (p *Publisher) Full() bool { return p.full.Load() }
+
+// Policy returns the configured full policy.
+func (p *Publisher) Policy() FullPolicy { return p.opts.Policy }
+
+// Event is what the ingress publishes: one of the schemas event types.
+type Event interface {
+	RecordKey() string
+}
+
+// Publish encodes the event and appends it to the spool.
+func (p *Publisher) Publish(topic string, e Event) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode event for %s: %w", topic, err)
+	}
+	return p.PublishRaw(topic, []byte(e.RecordKey()), b)
+}
+
+// PublishRaw appends an already encoded event.
+func (p *Publisher) PublishRaw(topic string, key, value []byte) error {
+	err := p.spool.Append(topic, key, value)
+	switch {
+	case err == nil:
+		p.m.published.WithLabelValues(topic).Inc()
+		return nil
+	case errors.Is(err, spool.ErrFull):
+		p.full.Store(true)
+		if p.opts.Policy == PolicyDrop {
+			p.m.dropped.Inc()
+		} else {
+			p.m.rejected.Inc()
+		}
+		p.logFull(topic)
+		return ErrSpoolFull
+	default:
+		return fmt.Errorf("spool event for %s: %w", topic, err)
+	}
+}
+
+// logFull logs at most once per second so a full spool cannot flood the log.
+func (p *Publisher) logFull(topic string) {
+	now := time.Now().UnixNano()
+	last := p.lastFullLog.Load()
+	if now-last < int64(time.Second) || !p.lastFullLog.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Error("event spool full", "topic", topic, "policy", string(p.opts.Policy), "spool_bytes", p.spool.Pending())
+}
+
+// eventHeaders lets consumers route a record without decoding it.
+func eventHeaders(topic string) []kafka.Header {
+	var typ string
+	var v int
+	switch topic {
+	case schemas.TopicRequests:
+		typ, v = schemas.TypeRequest, schemas.RequestVersion
+	case schemas.TopicKeyState:
+		typ, v = schemas.TypeKeyState, schemas.KeyStateVersion
+	case schemas.TopicAudit:
+		typ, v = schemas.TypeAudit, schemas.AuditVersion
+	default:
+		return nil
+	}
+	return []kafka.Header{
+		{Key: schemas.HeaderEventType, Value: []byte(typ)},
+		{Key: schemas.HeaderEventVersion, Value: []byte(strconv.Itoa(v))},
+	}
+}
+
+// Run ships the spool to Kafka until ctx is cancelled. It returns nil on cancellation.
+func (p *Publisher) Run(ctx context.Context) error {
+	pos := p.spool.Start()
+	backoff := p.opts.BackoffMin
+	for {
+		recs, err := p.spool.Read(pos, p.opts.BatchRecords, p.opts.BatchBytes)
+		if err != nil {
+			// A corrupt record cannot be shipped and must not block the rest forever:
+			// it is reported loudly and the shipper stops, leaving the spool intact
+			// for an operator (the ingress's readiness turns red).
+			return fmt.Errorf("read spool at %d/%d: %w", pos.Segment, pos.Offset, err)
+		}
+		if len(recs) == 0 {
+			p.shipping.Store(false)
+			select {
+			case p.idle <- struct{}{}:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-p.spool.Notify():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		p.shipping.Store(true)
+		msgs := make([]kafka.Message, len(recs))
+		for i, r := range recs {
+			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: eventHeaders(r.Topic)}
+		}
+		start := time.Now()
+		if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.m.shipErrors.Inc()
+			p.log.Warn("ship events to kafka", "records", len(msgs), "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, p.opts.BackoffMax)
+			continue
+		}
+		backoff = p.opts.BackoffMin
+		p.m.shipSeconds.Observe(time.Since(start).Seconds())
+		p.m.shipped.Add(float64(len(msgs)))
+		pos = recs[len(recs)-1].Next
+		if err := p.spool.Ack(pos); err != nil {
+			p.log.Error("acknowledge spool", "err", err)
+		}
+		p.full.Store(false)
+	}
+}
+
+// Flush waits until the spool is empty (every event acknowledged by Kafka) or ctx ends.
+// Run must be running. Shutdown calls it with a deadline before closing.
+func (p *Publisher) Flush(ctx context.Context) error {
+	for p.spool.Pending() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("flush events: %d bytes not shipped: %w", p.spool.Pending(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Pending returns the bytes not yet acknowledged by Kafka.
+func (p *Publisher) Pending() int64 { return p.spool.Pending() }
+
+// NewKafkaWriter returns the producer the shipper uses: all in-sync replicas must
+// acknowledge, records are partitioned by key hash, and small batches go out after
+// 2 ms instead of kafka-go's default 1 s.
+func NewKafkaWriter(brokers []string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    1000,
+		BatchBytes:   8 << 20,
+		BatchTimeout: 2 * time.Millisecond,
+		// The shipper retries forever with its own backoff; the writer tries a batch
+		// twice so a single broker hiccup does not surface.
+		MaxAttempts:  2,
+		WriteTimeout: 10 * time.Second,
+		ReadTimeout:  10 * time.Second,
+		Compression:  kafka.Snappy,
+	}
+}

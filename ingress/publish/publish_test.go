@@ -1,0 +1,100 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/geminicodeapi/gca/ingress/spool"
+	"github.com/geminicodeapi/gca/schemas"
+)
+
+// flakyWriter fails its first `failures` writes, as a broker that is down would, and
+// then records what it is given. It stands in for the broker only in the unit test of
+// the retry loop; publish_integration_test.go runs the same path against real Kafka.
+type flakyWriter struct {
+	mu       sync.Mutex
+	failures int
+	got      []kafka.Message
+}
+
+func (w *flakyWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failures > 0 {
+		w.failures--
+		return errors.New("kafka: broker not available")
+	}
+	w.got = append(w.got, msgs...)
+	return nil
+}
+
+func (w *flakyWriter) Close() error { return nil }
+
+func (w *flakyWriter) values() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, len(w.got))
+	for i, m := range w.got {
+		out[i] = string(m.Value)
+	}
+	return out
+}
+
+type rawEvent struct{ Key, Body string }
+
+func (e rawEvent) RecordKey() string { return e.Key }
+
+func TestShipsInOrderAfterOutage(t *testing.T) {
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	require.NoError(t, err)
+	defer sp.Close()
+	w := &flakyWriter{failures: 3}
+	p := New(sp, w, Options{BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond, BatchRecords: 7})
+	var want []string
+	for i := range 100 {
+		e := rawEvent{Key: "k", Body: fmt.Sprintf("e%03d", i)}
+		require.NoError(t, p.Publish(schemas.TopicRequests, e))
+		want = append(want, fmt.Sprintf(`{"Key":"k","Body":"e%03d"}`, i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer fcancel()
+	require.NoError(t, p.Flush(fctx))
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, want, w.values())
+	require.Equal(t, schemas.TypeRequest, string(w.got[0].Headers[0].Value))
+}
+
+func TestFullSpoolPolicies(t *testing.T) {
+	for _, policy := range []FullPolicy{PolicyReject, PolicyDrop} {
+		t.Run(string(policy), func(t *testing.T) {
+			sp, err := spool.Open(t.TempDir(), spool.Options{MaxBytes: 200})
+			require.NoError(t, err)
+			defer sp.Close()
+			p := New(sp, &flakyWriter{}, Options{Policy: policy})
+			var full int
+			for range 20 {
+				if err := p.Publish(schemas.TopicRequests, rawEvent{Key: "k", Body: "0123456789"}); err != nil {
+					require.ErrorIs(t, err, ErrSpoolFull)
+					full++
+				}
+			}
+			require.Positive(t, full)
+			require.True(t, p.Full())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { _ = p.Run(ctx) }()
+			require.Eventually(t, func() bool { return !p.Full() && p.Pending() == 0 }, 5*time.Second, 5*time.Millisecond)
+		})
+	}
+}
