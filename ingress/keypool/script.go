@@ -1,0 +1,294 @@
+package keypool
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/geminicodeapi/gca/schemas"
+)
+
+// reserveScript checks one (project, model) pair and, when it has headroom, reserves
+// quota for one request on its first usable key — atomically, so that no two callers
+// (in this process or in another replica) are admitted on the same headroom. Every key
+// it touches carries the project's hash tag, so it runs on a cluster too.
+//
+// KEYS
+//
+//	1  rpm counter of the minute       schemas.Keys.MinuteRequests
+//	2  tpm counter of the minute       schemas.Keys.MinuteTokens
+//	3  rpd counter of the Pacific day  schemas.Keys.DayRequests
+//	4  pending reservations            schemas.Keys.Pending
+//	5  cool-down entry                 schemas.Keys.Cooldown
+//	4+2i, 5+2i  for the i-th candidate key (i = 1..n, in the caller's preferred order):
+//	   its blacklist entry and its failures ZSET (schemas.Keys.Blacklist, .Fails)
+//
+// ARGV
+//
+//	1 now (Unix ms)            2 the Unix minute of now     3 the Unix minute the Pacific day began
+//	4 RPM limit                5 TPM limit                  6 RPD limit          (0 = unlimited)
+//	7 estimated input tokens   8 reservation id ("" = only read: the refresh and the admin API)
+//	9 expiry of the reservation (Unix ms: end of the minute + schemas.MinuteCounterGrace)
+//	10 failures that open a key's circuit (0 = never)  11 the failure window (ms)
+//
+// Pending entries are "<minute>:<tokens>:<expires-ms>". Those of the current minute
+// count toward RPM and TPM, those since the day began toward RPD; expired or malformed
+// entries are deleted.
+//
+// Reply: {status, chosen, rpm, tpm, rpd, pending_req, pending_tok, pending_day,
+// cooldown_until_ms, cooldown_reason, key_flags, extras}
+//
+//	status       "ok" | "cooldown" | "rpd" | "rpm" | "tpm" | "disabled" (every key unusable)
+//	chosen       1-based index of the reserved key, 0 when none
+//	rpm..pending_day  the pair's numbers, the new reservation included
+//	cooldown_until_ms  end of the cool-down (0 none, -1 an entry without an end)
+//	key_flags    one character per examined key: "." usable, "b" blacklisted, "c" circuit
+//	             open; a reservation stops at the first usable key, a read examines all
+//	extras       for each "b", the blacklist entry (JSON); for each "c", when the circuit
+//	             closes (Unix ms), in key order
+const reserveLua = `
+local now = tonumber(ARGV[1])
+local minute = tonumber(ARGV[2])
+local daystart = tonumber(ARGV[3])
+local lrpm, ltpm, lrpd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local tokens = tonumber(ARGV[7])
+local id = ARGV[8]
+local peek = id == ''
+local maxfails = tonumber(ARGV[10])
+local window = tonumber(ARGV[11])
+
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
+local rpm = tonumber(v[1] or 0) or 0
+local tpm = tonumber(v[2] or 0) or 0
+local rpd = tonumber(v[3] or 0) or 0
+local cd = v[4]
+
+local pr, pt, pd = 0, 0, 0
+local h = redis.call('HGETALL', KEYS[4])
+local dead = {}
+for i = 1, #h, 2 do
+  local m, t, e = string.match(h[i+1], '^(%d+):(%d+):(%d+)$')
+  if m == nil or tonumber(e) <= now then
+    dead[#dead+1] = h[i]
+  else
+    m = tonumber(m)
+    if m == minute then pr = pr + 1; pt = pt + tonumber(t) end
+    if m >= daystart then pd = pd + 1 end
+  end
+end
+for i = 1, #dead, 1000 do
+  redis.call('HDEL', KEYS[4], unpack(dead, i, math.min(i + 999, #dead)))
+end
+
+local cdu, cdr = 0, ''
+if cd then
+  local ok, e = pcall(cjson.decode, cd)
+  if ok and type(e) == 'table' then
+    if type(e['expiresAt']) == 'number' then cdu = e['expiresAt'] end
+    if type(e['reason']) == 'string' then cdr = e['reason'] end
+  end
+  if cdu <= 0 then
+    local ttl = redis.call('PTTL', KEYS[5])
+    if ttl > 0 then cdu = now + ttl else cdu = -1 end
+  end
+end
+
+local status = 'ok'
+if cdu == -1 or cdu > now then status = 'cooldown'
+elseif lrpd > 0 and rpd + pd + 1 > lrpd then status = 'rpd'
+elseif lrpm > 0 and rpm + pr + 1 > lrpm then status = 'rpm'
+elseif ltpm > 0 and tpm + pt + tokens > ltpm then status = 'tpm'
+end
+
+local n = (#KEYS - 5) / 2
+local flags, extras, chosen = {}, {}, 0
+if status == 'ok' or peek then
+  for i = 1, n do
+    local f = '.'
+    local bl = redis.call('GET', KEYS[4 + 2*i])
+    if bl then
+      f = 'b'; extras[#extras+1] = bl
+    elseif maxfails > 0 then
+      local since = now - window
+      local c = redis.call('ZCOUNT', KEYS[5 + 2*i], since, '+inf')
+      if c >= maxfails then
+        local r = redis.call('ZRANGEBYSCORE', KEYS[5 + 2*i], since, '+inf', 'WITHSCORES', 'LIMIT', c - maxfails, 1)
+        f = 'c'; extras[#extras+1] = tostring(math.floor(tonumber(r[2]) + window))
+      end
+    end
+    flags[i] = f
+    if f == '.' and chosen == 0 then
+      chosen = i
+      if not peek then break end
+    end
+  end
+  if status == 'ok' and chosen == 0 then status = 'disabled' end
+end
+
+if status == 'ok' and not peek then
+  redis.call('HSET', KEYS[4], id, ARGV[2] .. ':' .. ARGV[7] .. ':' .. ARGV[9])
+  -- The hash outlives its newest entry, which expires at most two minutes from now
+  -- (end of minute + grace): every reservation pushes its TTL to three minutes on the
+  -- server's clock, a minute of margin for callers' clocks.
+  redis.call('PEXPIRE', KEYS[4], 180000)
+  pr, pt, pd = pr + 1, pt + tokens, pd + 1
+end
+if peek then chosen = 0 end
+return {status, chosen, rpm, tpm, rpd, pr, pt, pd, cdu, cdr, table.concat(flags), extras}
+`
+
+// Reservation statuses.
+const (
+	statusOK       = "ok"
+	statusCooldown = "cooldown"
+	statusRPD      = "rpd"
+	statusRPM      = "rpm"
+	statusTPM      = "tpm"
+	statusDisabled = "disabled"
+)
+
+// scriptReply is a decoded reply of reserveLua.
+type scriptReply struct {
+	status         string
+	chosen         int // 0-based index of the reserved key; -1 when none
+	rpm, tpm, rpd  int64
+	pendReq        int64
+	pendTok        int64
+	pendDay        int64
+	cooldownUntil  time.Time
+	cooldownReason string
+	// keys holds what was learnt about each examined key, in order.
+	keys []keyFlag
+}
+
+type keyFlag struct {
+	blacklisted *schemas.BlacklistEntry
+	openUntil   time.Time
+}
+
+// scriptCall is the KEYS and ARGV of one run of reserveLua.
+type scriptCall struct {
+	keys []string
+	args []string
+}
+
+type scriptParams struct {
+	project, model string
+	keyHashes      []string
+	now            time.Time
+	tokens         int64
+	limits         Limits
+	reservation    string // "" reads only
+	maxFails       int
+	failWindow     time.Duration
+}
+
+func buildScriptCall(k schemas.Keys, w window, p scriptParams) scriptCall {
+	minute := w.minute
+	keys := make([]string, 0, 5+2*len(p.keyHashes))
+	keys = append(keys,
+		k.MinuteRequests(p.project, p.model, minute),
+		k.MinuteTokens(p.project, p.model, minute),
+		k.DayRequests(p.project, p.model, w.day),
+		k.Pending(p.project, p.model),
+		k.Cooldown(p.project, p.model),
+	)
+	for _, h := range p.keyHashes {
+		keys = append(keys, k.Blacklist(p.project, h), k.Fails(p.project, h))
+	}
+	expires := schemas.MinuteCounterExpiry(p.now).UnixMilli()
+	args := []string{
+		strconv.FormatInt(p.now.UnixMilli(), 10),
+		strconv.FormatInt(minute, 10),
+		strconv.FormatInt(w.dayStart, 10),
+		strconv.FormatInt(p.limits.RPM, 10),
+		strconv.FormatInt(p.limits.TPM, 10),
+		strconv.FormatInt(p.limits.RPD, 10),
+		strconv.FormatInt(p.tokens, 10),
+		p.reservation,
+		strconv.FormatInt(expires, 10),
+		strconv.Itoa(p.maxFails),
+		strconv.FormatInt(p.failWindow.Milliseconds(), 10),
+	}
+	return scriptCall{keys: keys, args: args}
+}
+
+// window is the quota windows a moment falls in.
+type window struct {
+	minute   int64  // Unix minute
+	day      string // Pacific day, YYYYMMDD
+	dayStart int64  // the Unix minute the Pacific day began
+}
+
+func windowOf(t time.Time) window {
+	p := t.In(schemas.Pacific())
+	y, m, d := p.Date()
+	return window{
+		minute:   schemas.MinuteOf(t),
+		day:      p.Format("20060102"),
+		dayStart: schemas.MinuteOf(time.Date(y, m, d, 0, 0, 0, 0, schemas.Pacific())),
+	}
+}
+
+func parseScriptReply(msg valkey.ValkeyMessage, now time.Time) (*scriptReply, error) {
+	arr, err := msg.ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("reservation reply: %w", err)
+	}
+	if len(arr) != 12 {
+		return nil, fmt.Errorf("reservation reply has %d elements, want 12", len(arr))
+	}
+	var r scriptReply
+	str := func(i int) string { s, _ := arr[i].ToString(); return s }
+	num := func(i int) int64 { n, _ := arr[i].AsInt64(); return n }
+	r.status = str(0)
+	r.chosen = int(num(1)) - 1
+	r.rpm, r.tpm, r.rpd = num(2), num(3), num(4)
+	r.pendReq, r.pendTok, r.pendDay = num(5), num(6), num(7)
+	switch cdu := num(8); {
+	case cdu > 0:
+		r.cooldownUntil = time.UnixMilli(cdu)
+	case cdu < 0:
+		// An entry without an end; the processors always set one, so treat it as
+		// lasting to the end of the minute and look again then.
+		r.cooldownUntil = schemas.MinuteEnd(now)
+	}
+	r.cooldownReason = str(9)
+	flags := str(10)
+	extras, _ := arr[11].ToArray()
+	r.keys = make([]keyFlag, len(flags))
+	e := 0
+	for i := 0; i < len(flags); i++ {
+		switch flags[i] {
+		case 'b':
+			entry := &schemas.BlacklistEntry{Reason: "disabled"}
+			if e < len(extras) {
+				if s, err := extras[e].ToString(); err == nil {
+					_ = json.Unmarshal([]byte(s), entry)
+				}
+			}
+			e++
+			r.keys[i].blacklisted = entry
+		case 'c':
+			if e < len(extras) {
+				if s, err := extras[e].ToString(); err == nil {
+					if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+						r.keys[i].openUntil = time.UnixMilli(ms)
+					}
+				}
+			}
+			e++
+		}
+	}
+	return &r, nil
+}
+
+func sha1Hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
