@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/geminicodeapi/gca/ingress/upstream"
+	"github.com/geminicodeapi/gca/schemas"
+)
+
+// Gemini methods the native surface forwards.
+const (
+	methodGenerate       = "generateContent"
+	methodStream         = "streamGenerateContent"
+	methodCountTokens    = "countTokens"
+	methodEmbed          = "embedContent"
+	methodBatchEmbed     = "batchEmbedContents"
+	geminiStreamSSEValue = "sse"
+)
+
+// geminiCall serves POST /v1beta/models/{model}:{method}. The body goes upstream as the
+// client sent it; only the key is the gateway's.
+func (g *Gateway) geminiCall(c *gin.Context) {
+	param := c.Param("model")
+	i := strings.LastIndexByte(param, ':')
+	if i < 0 {
+		writeError(c, http.StatusNotFound, "expected /v1beta/models/{model}:{method}")
+		return
+	}
+	name, method := param[:i], param[i+1:]
+	switch method {
+	case methodGenerate, methodStream, methodCountTokens, methodEmbed, methodBatchEmbed:
+	default:
+		writeError(c, http.StatusNotFound, "method "+truncate(method, 64)+" is not supported by this gateway")
+		return
+	}
+	x := g.begin(c, schemas.ClientGemini, endpointFor(method))
+	defer x.finish()
+	p, ok := g.authenticate(c)
+	if !ok {
+		return
+	}
+	body, ok := g.readBody(c)
+	if !ok {
+		return
+	}
+	model, ok := g.resolveModel(c, name)
+	if !ok || !g.allowModel(c, p, model) {
+		return
+	}
+	stream := method == methodStream
+	x.ev.Stream = stream
+	call := &upstream.Call{
+		Model: model, Method: method, Body: body, Stream: stream,
+		EstimatedTokens: estimateTokens(body), Subset: p.Keys, RequestID: x.ev.RequestID,
+	}
+	if method == methodCountTokens {
+		// countTokens has its own quota upstream and never spends generate quota.
+		call.EstimatedTokens = 0
+	}
+	resp, ok := g.send(c, call)
+	if !ok {
+		return
+	}
+	if resp.Stream != nil {
+		g.pumpStream(c, x, resp.Stream, &nativeStream{sse: c.Query("alt") == geminiStreamSSEValue})
+		return
+	}
+	if resp.Status != http.StatusOK {
+		g.writeUpstreamFailure(c, resp, isPassthrough(p))
+		return
+	}
+	if pr, ok := upstream.Probe(resp.Body); ok {
+		x.setUsage(pr.Usage)
+	}
+	x.emit(http.StatusOK, int64(len(resp.Body)))
+	c.Data(http.StatusOK, "application/json", resp.Body)
+}
+
+// send makes the upstream call and records its attempts. It answers the client and
+// returns false when no attempt could be made.
+func (g *Gateway) send(c *gin.Context, call *upstream.Call) (*upstream.Response, bool) {
+	x := exchangeOf(c)
+	resp, err := g.up.Do(c.Request.Context(), call)
+	if err != nil {
+		g.writeSelectError(c, err)
+		return nil, false
+	}
+	x.setUpstream(resp)
+	return resp, true
+}
+
+// nativeStream relays Gemini's own events unchanged: as SSE when the client asked for
+// alt=sse, else as the JSON array Gemini streams by default.
+type nativeStream struct {
+	sse bool
+	n   int
+}
+
+func (s *nativeStream) contentType() string {
+	if s.sse {
+		return "text/event-stream"
+	}
+	return "application/json"
+}
+
+func (s *nativeStream) begin() []byte { return nil }
+
+func (s *nativeStream) event(raw []byte) ([]byte, *schemas.Usage, error) {
+	pr, ok := upstream.Probe(raw)
+	if !ok {
+		return nil, nil, errMalformedChunk
+	}
+	var out []byte
+	if s.sse {
+		out = make([]byte, 0, len(raw)+10)
+		out = append(out, "data: "...)
+		out = append(out, raw...)
+		out = append(out, "\r\n\r\n"...)
+	} else {
+		out = make([]byte, 0, len(raw)+3)
+		if s.n == 0 {
+			out = append(out, '[')
+		} else {
+			out = append(out, ",\r\n"...)
+		}
+		out = append(out, raw...)
+	}
+	s.n++
+	return out, pr.Usage, nil
+}
+
+func (s *nativeStream) end(string) []byte {
+	if s.sse {
+		return nil
+	}
+	if s.n == 0 {
+		return []byte("[]")
+	}
+	return []byte("]")
+}

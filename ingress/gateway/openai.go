@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/geminicodeapi/gca/ingress/openai"
+	"github.com/geminicodeapi/gca/ingress/upstream"
+	"github.com/geminicodeapi/gca/schemas"
+	"github.com/geminicodeapi/gca/schemas/gemini"
+)
+
+var errMalformedChunk = errors.New("upstream sent a malformed stream chunk")
+
+// writeOpenAIError answers with a translator error (already in OpenAI's shape).
+func writeOpenAIError(c *gin.Context, err error) {
+	var oe *openai.Error
+	if !errors.As(err, &oe) {
+		writeError(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	if x := exchangeOf(c); x != nil {
+		x.fail(oe.Status(), errorTypeForStatus(oe.Status()), oe.Message)
+	}
+	writeRaw(c, oe.Status(), oe.Body())
+}
+
+// writeRaw writes a complete JSON answer after publishing the event.
+func writeRaw(c *gin.Context, status int, body []byte) {
+	if x := exchangeOf(c); x != nil {
+		x.emit(status, int64(len(body)))
+	}
+	c.Data(status, "application/json", body)
+}
+
+// openAIChat serves POST /v1/chat/completions.
+func (g *Gateway) openAIChat(c *gin.Context) {
+	x := g.begin(c, schemas.ClientOpenAI, "/v1/chat/completions")
+	defer x.finish()
+	p, ok := g.authenticate(c)
+	if !ok {
+		return
+	}
+	body, ok := g.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := openai.DecodeChatRequest(body)
+	if err != nil {
+		writeOpenAIError(c, err)
+		return
+	}
+	model, ok := g.resolveModel(c, req.Model)
+	if !ok || !g.allowModel(c, p, model) {
+		return
+	}
+	x.ev.Stream = req.Stream
+	greq, err := req.ToGemini(openai.ToGeminiOptions{MaxN: g.cfg.MaxN})
+	if err != nil {
+		writeOpenAIError(c, err)
+		return
+	}
+	gbody, err := json.Marshal(greq)
+	if err != nil {
+		writeError(c, http.StatusInternalServerError, "encode upstream request")
+		return
+	}
+	resp, ok := g.send(c, &upstream.Call{
+		Model: model, Method: methodGenerate, Body: gbody, Stream: req.Stream,
+		EstimatedTokens: estimateTokens(gbody), Subset: p.Keys, RequestID: x.ev.RequestID,
+	})
+	if !ok {
+		return
+	}
+	meta := openai.ResponseMeta{ID: "chatcmpl-" + x.ev.RequestID, Created: x.start.Unix(), Model: req.Model}
+	if resp.Stream != nil {
+		g.pumpStream(c, x, resp.Stream, &openAIStream{t: openai.NewStreamTranslator(meta, req.IncludeUsage())})
+		return
+	}
+	if resp.Status != http.StatusOK {
+		g.writeUpstreamFailure(c, resp, isPassthrough(p))
+		return
+	}
+	var gr gemini.GenerateContentResponse
+	if err := json.Unmarshal(resp.Body, &gr); err != nil {
+		writeError(c, http.StatusBadGateway, "the Gemini API returned a malformed response")
+		return
+	}
+	if gr.UsageMetadata != nil {
+		u := upstream.UsageFrom(gr.UsageMetadata)
+		x.setUsage(&u)
+	}
+	out, err := json.Marshal(openai.FromGemini(&gr, meta))
+	if err != nil {
+		writeError(c, http.StatusInternalServerError, "encode response")
+		return
+	}
+	writeRaw(c, http.StatusOK, out)
+}
+
+// openAIStream adapts the OpenAI stream translator to the pump.
+type openAIStream struct {
+	t *openai.StreamTranslator
+}
+
+func (s *openAIStream) contentType() string { return "text/event-stream" }
+func (s *openAIStream) begin() []byte       { return nil }
+
+func (s *openAIStream) event(raw []byte) ([]byte, *schemas.Usage, error) {
+	var gr gemini.GenerateContentResponse
+	if err := json.Unmarshal(raw, &gr); err != nil {
+		return nil, nil, errMalformedChunk
+	}
+	out, err := s.t.Chunk(&gr)
+	if err != nil {
+		return nil, nil, err
+	}
+	var u *schemas.Usage
+	if gr.UsageMetadata != nil {
+		v := upstream.UsageFrom(gr.UsageMetadata)
+		u = &v
+	}
+	return out, u, nil
+}
+
+func (s *openAIStream) end(cause string) []byte {
+	if cause != "" {
+		return openai.ErrorEvent(openai.NewError(http.StatusBadGateway, openai.TypeServer, "", "", "The upstream stream was interrupted before it finished."))
+	}
+	return s.t.Finish()
+}
+
+// openAIEmbeddings serves POST /v1/embeddings: one input is an embedContent call,
+// several are batchEmbedContents calls of at most 100 inputs each.
+func (g *Gateway) openAIEmbeddings(c *gin.Context) {
+	x := g.begin(c, schemas.ClientOpenAI, "/v1/embeddings")
+	defer x.finish()
+	p, ok := g.authenticate(c)
+	if !ok {
+		return
+	}
+	body, ok := g.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := openai.DecodeEmbeddingRequest(body)
+	if err != nil {
+		writeOpenAIError(c, err)
+		return
+	}
+	model, ok := g.resolveModel(c, req.Model)
+	if !ok || !g.allowModel(c, p, model) {
+		return
+	}
+	calls := req.ToGeminiEmbed(model)
+	var vectors []gemini.ContentEmbedding
+	var estimate int64
+	var attempts []schemas.Attempt
+	run := func(method string, v any, into func([]byte) error) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			writeError(c, http.StatusInternalServerError, "encode upstream request")
+			return false
+		}
+		est := estimateTokens(b)
+		estimate += est
+		resp, ok := g.send(c, &upstream.Call{Model: model, Method: method, Body: b, EstimatedTokens: est, Subset: p.Keys, RequestID: x.ev.RequestID})
+		if !ok {
+			return false
+		}
+		attempts = append(attempts, resp.Attempts...)
+		resp.Attempts = attempts
+		x.setUpstream(resp)
+		if resp.Status != http.StatusOK {
+			g.writeUpstreamFailure(c, resp, isPassthrough(p))
+			return false
+		}
+		if err := into(resp.Body); err != nil {
+			writeError(c, http.StatusBadGateway, "the Gemini API returned a malformed embedding response")
+			return false
+		}
+		return true
+	}
+	if calls.Single != nil {
+		if !run(methodEmbed, calls.Single, func(b []byte) error {
+			var r gemini.EmbedContentResponse
+			if err := json.Unmarshal(b, &r); err != nil {
+				return err
+			}
+			vectors = append(vectors, r.Embedding)
+			return nil
+		}) {
+			return
+		}
+	}
+	for i := range calls.Batches {
+		if !run(methodBatchEmbed, &calls.Batches[i], func(b []byte) error {
+			var r gemini.BatchEmbedContentsResponse
+			if err := json.Unmarshal(b, &r); err != nil {
+				return err
+			}
+			if len(r.Embeddings) != len(calls.Batches[i].Requests) {
+				return fmt.Errorf("%d embeddings for %d inputs", len(r.Embeddings), len(calls.Batches[i].Requests))
+			}
+			vectors = append(vectors, r.Embeddings...)
+			return nil
+		}) {
+			return
+		}
+	}
+	// Gemini's embed answers carry no usage: the estimate is what is recorded.
+	x.setUsage(&schemas.Usage{Prompt: estimate, Total: estimate})
+	out, err := openai.FromGeminiEmbed(req, vectors, estimate)
+	if err != nil {
+		writeOpenAIError(c, err)
+		return
+	}
+	writeRaw(c, http.StatusOK, out)
+}
