@@ -1,0 +1,82 @@
+# Gemini Code API — make targets. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+RUN     ?= $(CURDIR)/.run
+BIN     := $(RUN)/bin
+GO      ?= go
+STACK   := deploy/local/stack.sh
+export GCA_RUN_DIR := $(RUN)
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Start the stack, processors and ingress (the simulator as upstream without Gemini keys); prints a curl to try.
+	@deploy/local/run.sh start
+
+.PHONY: stop
+stop: ## Stop what `make run` started (ingress, processors, simulator, stack).
+	@deploy/local/run.sh stop
+
+.PHONY: build
+build: ## Build the binaries into .run/bin.
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ingress ./ingress
+	$(GO) build -o $(BIN)/processors ./processors
+	$(GO) build -o $(BIN)/gemini-sim ./simulator
+
+.PHONY: test
+test: ## Start what the tests need, then run unit, integration and fault tests.
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-integration
+	@$(MAKE) --no-print-directory test-faults
+
+.PHONY: test-unit
+test-unit: ## Unit tests (no servers), vet, and a short fuzz of every decoder.
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+.PHONY: test-integration
+test-integration: stack-up ## Integration tests against the real Kafka, ClickHouse and Valkey (starts them).
+	@deploy/local/chdb.sh >/dev/null
+	source <($(STACK) env) && source <(deploy/local/chdb.sh env) && \
+	  $(GO) test -tags integration -count=1 -p 2 -timeout 25m ./...
+
+.PHONY: test-faults
+test-faults: stack-up build ## Fault scenarios (Kafka/ClickHouse/Valkey down, crashes); prints the loss table.
+	source <($(STACK) env) && $(GO) test -tags faults -count=1 -p 1 -timeout 20m -v -run 'TestFault' ./faults/ 2>&1 | tee $(RUN)/faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|scenario|\|)' || (tail -50 $(RUN)/faults.log; exit 1)
+
+FUZZTIME ?= 10s
+.PHONY: fuzz-short
+fuzz-short: ## Run each fuzz target for FUZZTIME (default 10s).
+	@set -e; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$spec/*_test.go | sed 's/func //'); do \
+	    echo "fuzz $$spec $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$spec >/dev/null; \
+	  done; done
+
+.PHONY: bench
+bench: stack-up build ## Benchmarks side by side (latency, throughput, streams, pipeline, replay, quota); writes bench/results.json.
+	source <($(STACK) env) && $(GO) run ./bench -out bench/results.json
+
+.PHONY: stack-up
+stack-up: ## Install (if missing) and start Kafka, ClickHouse and Valkey under .run/.
+	@$(STACK) start
+
+.PHONY: stack-down
+stack-down: ## Stop the stack (only what it started).
+	@$(STACK) stop
+
+.PHONY: stack-status
+stack-status: ## Show the stack's services.
+	@$(STACK) status
+
+.PHONY: migrate
+migrate: stack-up ## Create the topics and apply the ClickHouse migrations.
+	source <($(STACK) env) && $(GO) run ./processors migrate
+
+.PHONY: fmt
+fmt: ## gofmt the tree.
+	gofmt -w $$(git ls-files '*.go')
