@@ -100,11 +100,24 @@ const (
 	FailureClient
 )
 
-var failureNames = [...]string{"none", "minute_quota", "day_quota", "quota_unknown", "key_invalid", "forbidden", "upstream", "client"}
-
 func (f Failure) String() string {
-	if int(f) < len(failureNames) {
-		return failureNames[f]
+	switch f {
+	case FailureNone:
+		return "none"
+	case FailureMinuteQuota:
+		return "minute_quota"
+	case FailureDayQuota:
+		return "day_quota"
+	case FailureQuotaUnknown:
+		return "quota_unknown"
+	case FailureKeyInvalid:
+		return "key_invalid"
+	case FailureForbidden:
+		return "forbidden"
+	case FailureUpstream:
+		return "upstream"
+	case FailureClient:
+		return "client"
 	}
 	return "failure(" + strconv.Itoa(int(f)) + ")"
 }
