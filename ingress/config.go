@@ -58,13 +58,15 @@ type Config struct {
 	Aliases      string // GCA_MODEL_ALIASES, name=model,... (see defaultAliases)
 	DefaultModel string // GCA_DEFAULT_MODEL, none
 
-	MaxBodyBytes    int64         // GCA_MAX_BODY_BYTES, 20 MiB
-	ReadTimeout     time.Duration // GCA_READ_TIMEOUT, 60s: a body must arrive within it
-	CORSOrigins     string        // GCA_CORS_ORIGINS, none
-	TrustedProxies  string        // GCA_TRUSTED_PROXIES, none
-	ShutdownGrace   time.Duration // GCA_SHUTDOWN_GRACE, 30s
-	RevalidateEvery time.Duration // GCA_REVALIDATE_EVERY, 10m
-	LogLevel        string        // GCA_LOG_LEVEL, info
+	ResponseCacheSize int           // GCA_RESPONSE_CACHE_SIZE, 0 (off)
+	ResponseCacheTTL  time.Duration // GCA_RESPONSE_CACHE_TTL, 1m
+	MaxBodyBytes      int64         // GCA_MAX_BODY_BYTES, 20 MiB
+	ReadTimeout       time.Duration // GCA_READ_TIMEOUT, 60s: a body must arrive within it
+	CORSOrigins       string        // GCA_CORS_ORIGINS, none
+	TrustedProxies    string        // GCA_TRUSTED_PROXIES, none
+	ShutdownGrace     time.Duration // GCA_SHUTDOWN_GRACE, 30s
+	RevalidateEvery   time.Duration // GCA_REVALIDATE_EVERY, 10m
+	LogLevel          string        // GCA_LOG_LEVEL, info
 }
 
 // defaultAliases maps common OpenAI and Anthropic model names to Gemini models.
@@ -134,6 +136,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.AdminToken = secret(os.Getenv("GCA_ADMIN_TOKEN"))
 	fs.StringVar(&c.Aliases, "model-aliases", env("GCA_MODEL_ALIASES", defaultAliases), "name=model pairs; a name ending in * matches by prefix")
 	fs.StringVar(&c.DefaultModel, "default-model", env("GCA_DEFAULT_MODEL", ""), "model for unknown names (empty: unknown names are 404)")
+	fs.IntVar(&c.ResponseCacheSize, "response-cache-size", int(envInt("GCA_RESPONSE_CACHE_SIZE", 0)), "entries of the response cache for identical non-streaming requests (0: off)")
+	fs.DurationVar(&c.ResponseCacheTTL, "response-cache-ttl", envDur("GCA_RESPONSE_CACHE_TTL", time.Minute), "how long a cached response is served")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", envInt("GCA_MAX_BODY_BYTES", 20<<20), "largest request body accepted")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDur("GCA_READ_TIMEOUT", 60*time.Second), "time a client has to send its whole request")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", env("GCA_CORS_ORIGINS", ""), "comma-separated browser origins allowed (empty: none)")

@@ -133,7 +133,7 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	models := gateway.NewModelCatalog(func(ctx context.Context) ([]gemini.Model, error) {
 		return a.up.ListModels(ctx, pool.AnyKey())
 	}, aliases, cfg.DefaultModel, time.Hour, nil, log)
-	reg.MustRegister(cache.NewCollector(models.Stats))
+	reg.MustRegister(cache.NewCollector(func() []cache.Stats { return a.gw.CacheStats() }))
 
 	checks := &health.Checks{}
 	checks.AddDegraded("valkey", func(context.Context) error {
@@ -164,13 +164,14 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		}
 		admin = gateway.NewAdmin(gateway.AdminDeps{
 			Auth: auth, Pool: pool, Publisher: a.pub, KeysFile: editor, Instance: cfg.Instance,
-			Caches: []func() cache.Stats{models.Stats}, Logger: log,
+			Caches: func() []cache.Stats { return a.gw.CacheStats() }, Logger: log,
 			Spool: func() (int64, bool) { return a.pub.Pending(), a.pub.Full() },
 		})
 	}
 	gw, err := gateway.New(gateway.Config{
 		Instance: cfg.Instance, MaxBodyBytes: cfg.MaxBodyBytes, Aliases: aliases, DefaultModel: cfg.DefaultModel,
 		CORSOrigins: splitList(cfg.CORSOrigins), TrustedProxies: splitList(cfg.TrustedProxies),
+		ResponseCacheSize: cfg.ResponseCacheSize, ResponseCacheTTL: cfg.ResponseCacheTTL,
 	}, gateway.Deps{
 		Upstream: a.up, Auth: auth, Publisher: a.pub, Models: models, Admin: admin,
 		Checks: checks, Registry: reg, Logger: log,

@@ -128,18 +128,18 @@ func (c *Cache[V]) Stats() Stats {
 
 // Collector exports the stats of caches as gca_ingress_cache_* metrics.
 type Collector struct {
-	sources []func() Stats
+	stats   func() []Stats
 	hits    *prometheus.Desc
 	misses  *prometheus.Desc
 	evict   *prometheus.Desc
 	entries *prometheus.Desc
 }
 
-// NewCollector returns a collector over the given stats sources (Cache.Stats).
-func NewCollector(sources ...func() Stats) *Collector {
+// NewCollector returns a collector over the stats stats returns at each scrape.
+func NewCollector(stats func() []Stats) *Collector {
 	l := []string{"cache"}
 	return &Collector{
-		sources: sources,
+		stats:   stats,
 		hits:    prometheus.NewDesc("gca_ingress_cache_hits_total", "Cache hits.", l, nil),
 		misses:  prometheus.NewDesc("gca_ingress_cache_misses_total", "Cache misses.", l, nil),
 		evict:   prometheus.NewDesc("gca_ingress_cache_evictions_total", "Entries evicted because the cache was full.", l, nil),
@@ -157,8 +157,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	for _, src := range c.sources {
-		s := src()
+	for _, s := range c.stats() {
 		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.Hits), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.Misses), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.evict, prometheus.CounterValue, float64(s.Evictions), s.Name)

@@ -52,7 +52,7 @@ func TestCollectorExportsStats(t *testing.T) {
 	_, _ = c.Get("a")
 	_, _ = c.Get("missing")
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(c.Stats))
+	reg.MustRegister(NewCollector(func() []Stats { return []Stats{c.Stats()} }))
 	n, err := testutil.GatherAndCount(reg, "gca_ingress_cache_hits_total", "gca_ingress_cache_misses_total")
 	require.NoError(t, err)
 	require.Equal(t, 2, n)

@@ -34,7 +34,7 @@ type AdminDeps struct {
 	Pool      *keypool.Pool
 	Publisher Publisher
 	KeysFile  KeyFileEditor
-	Caches    []func() cache.Stats
+	Caches    func() []cache.Stats
 	Spool     func() (pendingBytes int64, full bool)
 	Instance  string
 	Logger    *slog.Logger
@@ -246,9 +246,9 @@ func (a *Admin) blacklistStats(c *gin.Context) {
 }
 
 func (a *Admin) caches(c *gin.Context) {
-	out := make([]cache.Stats, 0, len(a.d.Caches))
-	for _, f := range a.d.Caches {
-		out = append(out, f())
+	var out []cache.Stats
+	if a.d.Caches != nil {
+		out = a.d.Caches()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	c.JSON(http.StatusOK, gin.H{"caches": out})

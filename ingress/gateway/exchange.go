@@ -94,7 +94,8 @@ func (x *exchange) setUpstream(r *upstream.Response) {
 // setUsage records the final usage and makes the counted attempt carry the real input
 // tokens, which the processors count against TPM in place of the estimate.
 func (x *exchange) setUsage(u *schemas.Usage) {
-	if u == nil {
+	if u == nil || x.ev.CacheHit {
+		// A cached answer spent no tokens.
 		return
 	}
 	x.ev.Usage = *u

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/geminicodeapi/gca/ingress/cache"
 	"github.com/geminicodeapi/gca/ingress/publish"
 	"github.com/geminicodeapi/gca/ingress/upstream"
 	"github.com/geminicodeapi/gca/internal/health"
@@ -56,10 +57,11 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed; empty means the
 	// client address is the TCP peer.
 	TrustedProxies []string
-	// PingInterval spaces Anthropic "ping" events while a stream waits. Default 10 s.
-	PingInterval time.Duration
-	// ShutdownGrace bounds the drain of in-flight requests and streams on SIGTERM.
-	ShutdownGrace time.Duration
+	// ResponseCacheSize enables the response cache for identical non-streaming
+	// requests when positive (entries). Default 0: off.
+	ResponseCacheSize int
+	// ResponseCacheTTL is how long a cached answer is served. Default 1 min.
+	ResponseCacheTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -72,8 +74,8 @@ func (c *Config) defaults() {
 	if c.MaxN <= 0 {
 		c.MaxN = 8
 	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = 10 * time.Second
+	if c.ResponseCacheTTL <= 0 {
+		c.ResponseCacheTTL = time.Minute
 	}
 }
 
@@ -99,18 +101,19 @@ type Deps struct {
 
 // Gateway serves the client protocols.
 type Gateway struct {
-	cfg     Config
-	up      *upstream.Client
-	auth    Authenticator
-	pub     Publisher
-	models  *ModelCatalog
-	admin   *Admin
-	checks  *health.Checks
-	reg     *prometheus.Registry
-	log     *slog.Logger
-	now     func() time.Time
-	metrics *metrics
-	engine  *gin.Engine
+	cfg       Config
+	up        *upstream.Client
+	auth      Authenticator
+	pub       Publisher
+	models    *ModelCatalog
+	admin     *Admin
+	checks    *health.Checks
+	reg       *prometheus.Registry
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *metrics
+	respCache *responseCache
+	engine    *gin.Engine
 }
 
 // New builds the gateway and its routes.
@@ -133,6 +136,9 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		checks: d.Checks, reg: d.Registry, log: d.Logger.With("component", "gateway"), now: d.Now,
 		metrics: newMetrics(d.Registry),
 	}
+	if cfg.ResponseCacheSize > 0 {
+		g.respCache = newResponseCache(cfg.ResponseCacheSize, cfg.ResponseCacheTTL, d.Now)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.ContextWithFallback = true
@@ -146,6 +152,16 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	g.routes(e)
 	g.engine = e
 	return g, nil
+}
+
+// CacheStats returns the stats of the gateway's own caches (for the admin API and
+// metrics).
+func (g *Gateway) CacheStats() []cache.Stats {
+	out := []cache.Stats{g.models.Stats()}
+	if g.respCache != nil {
+		out = append(out, g.respCache.Stats())
+	}
+	return out
 }
 
 // Handler returns the HTTP handler.

@@ -83,12 +83,22 @@ func (g *Gateway) geminiCall(c *gin.Context) {
 // returns false when no attempt could be made.
 func (g *Gateway) send(c *gin.Context, call *upstream.Call) (*upstream.Response, bool) {
 	x := exchangeOf(c)
+	useCache := g.respCache != nil && cacheable(call)
+	if useCache {
+		if resp, ok := g.respCache.get(call); ok {
+			x.ev.CacheHit = true
+			return resp, true
+		}
+	}
 	resp, err := g.up.Do(c.Request.Context(), call)
 	if err != nil {
 		g.writeSelectError(c, err)
 		return nil, false
 	}
 	x.setUpstream(resp)
+	if useCache {
+		g.respCache.put(call, resp)
+	}
 	return resp, true
 }
 
