@@ -211,7 +211,7 @@ func (c *Client) attempt(parent, dctx context.Context, lease *keypool.Lease, cal
 		KeyHash: lease.Key.Hash(), Project: lease.Key.Project(), TimeMs: start.UnixMilli(),
 		InputTokens: call.EstimatedTokens, Reservation: lease.Reservation,
 	}
-	resp := c.send(dctx, lease, call)
+	resp := c.send(parent, dctx, lease, call)
 	latency := c.opts.Now().Sub(start)
 	att.LatencyMs = latency.Milliseconds()
 	att.Status = resp.Status
@@ -279,7 +279,7 @@ func (c *Client) emitKeyState(lease *keypool.Lease, call *Call, cl gemini.Classi
 		Instance: c.opts.Instance, Kind: kind, KeyHash: lease.Key.Hash(), Project: lease.Key.Project(),
 		Model: call.Model, Source: schemas.SourceUpstream, QuotaID: cl.QuotaID,
 		RetryDelayMs: cl.RetryDelay.Milliseconds(), RequestID: call.RequestID, Status: status,
-		Message: truncate(cl.Message, 300),
+		Message: truncate(RedactKeys(cl.Message), 300),
 	}
 	if kind == schemas.KindCooldown {
 		until, reason, qe := keypool.CooldownFor(o, at)
@@ -311,8 +311,21 @@ func (c *Client) url(call *Call) string {
 
 // send performs the HTTP exchange. A non-streaming body is read whole; a streaming
 // answer is read up to its first event.
-func (c *Client) send(dctx context.Context, lease *keypool.Lease, call *Call) *Response {
-	actx, cancel := context.WithCancel(dctx)
+//
+// A stream's body is read after Do returned, and Do's deadline context ends when it
+// returns; so the stream's context is detached from dctx: dctx bounds only the wait
+// for the first event, after which the stream lives as long as the client's request
+// (parent), its idle timeout, or until it is closed.
+func (c *Client) send(parent, dctx context.Context, lease *keypool.Lease, call *Call) *Response {
+	base := dctx
+	if call.Stream {
+		base = context.WithoutCancel(dctx)
+	}
+	actx, cancel := context.WithCancel(base)
+	stopDeadline := func() bool { return true }
+	if call.Stream {
+		stopDeadline = context.AfterFunc(dctx, cancel)
+	}
 	var timer *time.Timer
 	timedOut := make(chan struct{})
 	limit := c.opts.AttemptTimeout
@@ -359,7 +372,10 @@ func (c *Client) send(dctx context.Context, lease *keypool.Lease, call *Call) *R
 			return errorIn200(first, pr, ok)
 		}
 		timer.Stop()
-		return &Response{Status: hr.StatusCode, Header: hr.Header, Stream: newStream(sse, hr.Body, cancel, first, c.opts.StreamIdleTimeout)}
+		stopDeadline()
+		stopParent := context.AfterFunc(parent, cancel)
+		release := func() { stopParent(); cancel() }
+		return &Response{Status: hr.StatusCode, Header: hr.Header, Stream: newStream(sse, hr.Body, release, first, c.opts.StreamIdleTimeout)}
 	}
 	body, err := io.ReadAll(io.LimitReader(hr.Body, c.opts.MaxResponseBytes+1))
 	timer.Stop()
