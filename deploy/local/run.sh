@@ -70,12 +70,16 @@ start() {
     echo "run: no Gemini keys configured: the simulator at $upstream is the upstream (demo pool in $keys_file)"
   fi
   local tokens="${GCA_TOKENS_FILE:-$RUN/tokens.json}"
+  if [[ ! -s "$RUN/admin-token" ]]; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/admin-token")
+  fi
   if [[ ! -s "$RUN/demo-token" ]]; then
     "$BIN/ingress" token add -tokens-file "$tokens" -name demo >"$RUN/demo-token"
     chmod 600 "$RUN/demo-token"
   fi
   GCA_UPSTREAM_URL="${upstream:-https://generativelanguage.googleapis.com}" GCA_KEYS_FILE="$keys_file" \
     GCA_TOKENS_FILE="$tokens" GCA_LISTEN="$LISTEN" GCA_SPOOL_DIR="$RUN/spool/ingress" \
+    GCA_ADMIN_TOKEN="${GCA_ADMIN_TOKEN:-$(cat "$RUN/admin-token")}" GCA_CLICKHOUSE_ADDR="$GCA_CLICKHOUSE_ADDR" \
     launch ingress "$BIN/ingress"
   wait_http ingress "http://$LISTEN/health/ready" 60
 
@@ -93,6 +97,7 @@ Try it (the demo token is in .run/demo-token):
   curl -s http://$LISTEN/v1/chat/completions -H "Authorization: Bearer $token" \\
     -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}'
 
+Admin API (token in .run/admin-token):  curl -s -H "Authorization: Bearer \$(cat .run/admin-token)" http://$LISTEN/admin/keys
 Then see the row:  clickhouse-client --port 9000 -q 'SELECT timestamp, client_type, model, status_code, total_tokens FROM gca.request_logs ORDER BY timestamp DESC LIMIT 5'
 Stop everything:   make stop
 MSG
