@@ -47,7 +47,7 @@ test-integration: stack-up ## Integration tests against the real Kafka, ClickHou
 
 .PHONY: test-faults
 test-faults: stack-up build ## Fault scenarios (Kafka/ClickHouse/Valkey down, crashes); prints the loss table.
-	source <($(STACK) env) && $(GO) test -tags faults -count=1 -p 1 -timeout 20m -v -run 'TestFault' ./faults/ 2>&1 | tee $(RUN)/faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|scenario|\|)' || (tail -50 $(RUN)/faults.log; exit 1)
+	source <($(STACK) env) && set -o pipefail && GCA_E2E_BIN=$(BIN) $(GO) test -tags faults -count=1 -p 1 -timeout 20m -v -run 'TestFault' ./faults/ 2>&1 | tee $(RUN)/faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|scenario|\|)' || (tail -50 $(RUN)/faults.log; exit 1)
 
 FUZZTIME ?= 10s
 .PHONY: fuzz-short
@@ -57,9 +57,18 @@ fuzz-short: ## Run each fuzz target for FUZZTIME (default 10s).
 	    echo "fuzz $$spec $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=3s $$spec >/dev/null; \
 	  done; done
 
+BENCH_ARGS ?=
+BENCH_TEST := $(GO) test -tags bench -count=1 -run '^TestBench$$' -v ./bench
+
 .PHONY: bench
-bench: stack-up build ## Benchmarks side by side (latency, throughput, streams, pipeline, replay, quota); writes bench/results.json.
-	source <($(STACK) env) && $(GO) run ./bench -out bench/results.json
+bench: stack-up build ## Benchmarks side by side (latency, throughput, streams, pipeline, replay, quota), < 15 min; writes bench/results.json.
+	@mkdir -p $(RUN)
+	set -o pipefail; source <($(STACK) env) && GCA_E2E_BIN=$(BIN) $(BENCH_TEST) -timeout 20m -args -out results.json $(BENCH_ARGS) 2>&1 | tee $(RUN)/bench.log
+
+.PHONY: bench-smoke
+bench-smoke: stack-up build ## Every benchmark with tiny sizes (< 1 min, for CI): fails when a part errors, not when a target is missed.
+	@mkdir -p $(RUN)
+	set -o pipefail; source <($(STACK) env) && GCA_E2E_BIN=$(BIN) $(BENCH_TEST) -timeout 5m -args -smoke -out $(RUN)/bench-smoke.json $(BENCH_ARGS) 2>&1 | tee $(RUN)/bench-smoke.log
 
 .PHONY: stack-up
 stack-up: ## Install (if missing) and start Kafka, ClickHouse and Valkey under .run/.

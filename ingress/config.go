@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,12 @@ type Config struct {
 	UpstreamURL    string        // GCA_UPSTREAM_URL, the real Gemini API
 	MaxAttempts    int           // GCA_MAX_ATTEMPTS, 3
 	UpstreamBudget time.Duration // GCA_UPSTREAM_DEADLINE, 120s
+	// Per-attempt bounds inside the deadline: a non-streaming attempt, the wait for a
+	// stream's first event (both fail over to another key), and the silence between
+	// two stream events (cuts the stream).
+	AttemptTimeout    time.Duration // GCA_UPSTREAM_ATTEMPT_TIMEOUT, 90s
+	FirstEventTimeout time.Duration // GCA_UPSTREAM_FIRST_EVENT_TIMEOUT, 60s
+	StreamIdleTimeout time.Duration // GCA_UPSTREAM_STREAM_IDLE_TIMEOUT, 120s
 
 	KeysFile   string // GCA_KEYS_FILE, none
 	GeminiKeys secret // GCA_GEMINI_KEYS (env only): key, project:key or project:tier:key, comma-separated
@@ -67,6 +74,17 @@ type Config struct {
 	ShutdownGrace     time.Duration // GCA_SHUTDOWN_GRACE, 30s
 	RevalidateEvery   time.Duration // GCA_REVALIDATE_EVERY, 10m
 	LogLevel          string        // GCA_LOG_LEVEL, info
+	// PprofAddr serves net/http/pprof on a listener of its own, never on the client
+	// API. Off by default; the benchmarks set it to profile the request path.
+	PprofAddr string // GCA_PPROF_ADDR, none
+
+	// ClickHouse for the admin API's queries and storage optimizer (/admin/queries,
+	// /admin/storage/optimize); they answer 503 without it. The request path never
+	// uses it.
+	ClickHouseAddr     string // GCA_CLICKHOUSE_ADDR, none (native protocol, comma-separated)
+	ClickHouseDatabase string // GCA_CLICKHOUSE_DATABASE, gca
+	ClickHouseUser     string // GCA_CLICKHOUSE_USER, default
+	ClickHousePassword secret // GCA_CLICKHOUSE_PASSWORD (env only), none
 }
 
 // defaultAliases maps common OpenAI and Anthropic model names to Gemini models.
@@ -128,6 +146,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.UpstreamURL, "upstream-url", env("GCA_UPSTREAM_URL", upstream.DefaultBaseURL), "Gemini API base URL")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", int(envInt("GCA_MAX_ATTEMPTS", 3)), "upstream attempts per request, the first included")
 	fs.DurationVar(&c.UpstreamBudget, "upstream-deadline", envDur("GCA_UPSTREAM_DEADLINE", 120*time.Second), "deadline of a request's upstream attempts together")
+	fs.DurationVar(&c.AttemptTimeout, "upstream-attempt-timeout", envDur("GCA_UPSTREAM_ATTEMPT_TIMEOUT", 90*time.Second), "bound of one non-streaming upstream attempt (then another key is tried)")
+	fs.DurationVar(&c.FirstEventTimeout, "upstream-first-event-timeout", envDur("GCA_UPSTREAM_FIRST_EVENT_TIMEOUT", 60*time.Second), "bound of the wait for a stream's first event (then another key is tried)")
+	fs.DurationVar(&c.StreamIdleTimeout, "upstream-stream-idle-timeout", envDur("GCA_UPSTREAM_STREAM_IDLE_TIMEOUT", 120*time.Second), "longest silence between two stream events before the stream is cut")
 	fs.StringVar(&c.KeysFile, "keys-file", env("GCA_KEYS_FILE", ""), "JSON file of Gemini keys, projects and limits (watched for changes)")
 	c.GeminiKeys = secret(os.Getenv("GCA_GEMINI_KEYS"))
 	fs.StringVar(&c.Strategy, "strategy", env("GCA_STRATEGY", "most_headroom"), "key selection: most_headroom, round_robin or weighted")
@@ -145,6 +166,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", envDur("GCA_SHUTDOWN_GRACE", 30*time.Second), "drain time for requests and streams on SIGTERM")
 	fs.DurationVar(&c.RevalidateEvery, "revalidate-every", envDur("GCA_REVALIDATE_EVERY", 10*time.Minute), "how often disabled keys are re-probed")
 	fs.StringVar(&c.LogLevel, "log-level", env("GCA_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", env("GCA_PPROF_ADDR", ""), "address of a separate net/http/pprof listener (empty: off)")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", env("GCA_CLICKHOUSE_ADDR", ""), "ClickHouse native-protocol addresses for the admin queries (empty: they answer 503)")
+	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", env("GCA_CLICKHOUSE_DATABASE", "gca"), "ClickHouse database of the admin queries")
+	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", env("GCA_CLICKHOUSE_USER", "default"), "ClickHouse user of the admin queries (password from GCA_CLICKHOUSE_PASSWORD)")
+	c.ClickHousePassword = secret(os.Getenv("GCA_CLICKHOUSE_PASSWORD"))
 }
 
 // Validate reports every problem at once, before anything connects.
@@ -179,6 +205,9 @@ func (c *Config) Validate() error {
 	if c.UpstreamBudget <= 0 {
 		errs = append(errs, errors.New("upstream-deadline must be positive"))
 	}
+	if c.AttemptTimeout <= 0 || c.FirstEventTimeout <= 0 || c.StreamIdleTimeout <= 0 {
+		errs = append(errs, errors.New("upstream-attempt-timeout, upstream-first-event-timeout and upstream-stream-idle-timeout must be positive"))
+	}
 	switch c.AuthMode {
 	case "gateway":
 		if c.TokensFile == "" {
@@ -194,6 +223,19 @@ func (c *Config) Validate() error {
 	if _, err := parseAliases(c.Aliases); err != nil {
 		errs = append(errs, err)
 	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("pprof-addr %q: %w", c.PprofAddr, err))
+		}
+	}
+	for _, a := range splitList(c.ClickHouseAddr) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("clickhouse-addr %q: %w", a, err))
+		}
+	}
+	if c.ClickHouseAddr != "" && !identifier.MatchString(c.ClickHouseDatabase) {
+		errs = append(errs, fmt.Errorf("clickhouse-database %q must match %s", c.ClickHouseDatabase, identifier))
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is too small", c.MaxBodyBytes))
 	}
@@ -207,6 +249,8 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 func parseAliases(s string) (map[string]string, error) {
 	out := map[string]string{}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/segmentio/kafka-go"
@@ -52,6 +54,7 @@ type app struct {
 	pub      *publish.Publisher
 	up       *upstream.Client
 	gw       *gateway.Gateway
+	ch       driver.Conn // nil without GCA_CLICKHOUSE_ADDR
 }
 
 // wire builds every component from the configuration. Nothing is started yet except
@@ -121,6 +124,7 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	a.up = upstream.New(pool, upstream.Options{
 		BaseURL: strings.TrimSuffix(cfg.UpstreamURL, "/"), MaxAttempts: cfg.MaxAttempts, Deadline: cfg.UpstreamBudget,
+		AttemptTimeout: cfg.AttemptTimeout, FirstEventTimeout: cfg.FirstEventTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout,
 		Instance: cfg.Instance, Logger: log,
 		OnKeyState: func(e *schemas.KeyStateEvent) {
 			if err := a.pub.Publish(schemas.TopicKeyState, e); err != nil {
@@ -158,6 +162,21 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	var admin *gateway.Admin
 	if cfg.AdminToken != "" {
+		var ch gateway.ClickHouse
+		if cfg.ClickHouseAddr != "" {
+			// Opening dials nothing: a ClickHouse that is down only fails the admin
+			// queries, never the start or the request path.
+			a.ch, err = clickhouse.Open(&clickhouse.Options{
+				Addr:        splitList(cfg.ClickHouseAddr),
+				Auth:        clickhouse.Auth{Database: cfg.ClickHouseDatabase, Username: cfg.ClickHouseUser, Password: string(cfg.ClickHousePassword)},
+				DialTimeout: 5 * time.Second, MaxOpenConns: 4,
+			})
+			if err != nil {
+				a.close()
+				return nil, fmt.Errorf("clickhouse %s: %w", cfg.ClickHouseAddr, err)
+			}
+			ch = a.ch
+		}
 		var editor gateway.KeyFileEditor
 		if cfg.KeysFile != "" {
 			editor = &keysFile{path: cfg.KeysFile, reload: a.reload}
@@ -165,7 +184,8 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		admin = gateway.NewAdmin(gateway.AdminDeps{
 			Auth: auth, Pool: pool, Publisher: a.pub, KeysFile: editor, Instance: cfg.Instance,
 			Caches: func() []cache.Stats { return a.gw.CacheStats() }, Logger: log,
-			Spool: func() (int64, bool) { return a.pub.Pending(), a.pub.Full() },
+			Spool:      func() (int64, bool) { return a.pub.Pending(), a.pub.Full() },
+			ClickHouse: ch,
 		})
 	}
 	gw, err := gateway.New(gateway.Config{
@@ -211,6 +231,9 @@ func (a *app) serve(ctx context.Context) error {
 	start("keypool", a.pool.Run)
 	start("reload", a.reloadLoop)
 	start("revalidate", a.revalidateLoop)
+	if a.cfg.PprofAddr != "" {
+		start("pprof", a.servePprof)
+	}
 
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- a.srv.Serve(a.listener) }()
@@ -243,6 +266,11 @@ func (a *app) serve(ctx context.Context) error {
 }
 
 func (a *app) close() {
+	if a.ch != nil {
+		if err := a.ch.Close(); err != nil {
+			a.log.Warn("close clickhouse", "err", err)
+		}
+	}
 	if a.sp != nil {
 		if err := a.sp.Close(); err != nil {
 			a.log.Error("close spool", "err", err)

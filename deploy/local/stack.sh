@@ -394,7 +394,17 @@ launch() {
     # The subshell is not a process-group leader, so setsid does not fork: $! is the server.
     # fd 9 is the stack lock: the server must not inherit it, or the lock outlives this script.
     ( exec 9>&-; cd "$dir" && exec setsid nohup "$@" >>"$out" 2>&1 </dev/null ) &
-    echo "$!" >"$(pid_file "$svc")"
+    local pid=$! i
+    echo "$pid" >"$(pid_file "$svc")"
+    # The subshell turns into the server through three execs (setsid, nohup, the server).
+    # Wait for them: until then is_ours does not recognise the pid, and a readiness check
+    # right after the launch (start-one) would take the server for one that exited.
+    for (( i = 0; i < 100; i++ )); do
+        case $(cat "/proc/$pid/comm" 2>/dev/null) in
+            bash|setsid|nohup) sleep 0.05 ;;
+            *) break ;;
+        esac
+    done
 }
 
 kill_pid() { # kill_pid SVC PID: TERM, wait, KILL

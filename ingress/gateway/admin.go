@@ -36,9 +36,12 @@ type AdminDeps struct {
 	KeysFile  KeyFileEditor
 	Caches    func() []cache.Stats
 	Spool     func() (pendingBytes int64, full bool)
-	Instance  string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// ClickHouse runs the analysts' queries and the storage optimizer
+	// (admin_queries.go); nil when none is configured.
+	ClickHouse ClickHouse
+	Instance   string
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Admin is the operator's API under /admin, guarded by the admin token. Every change
@@ -71,6 +74,7 @@ func (a *Admin) routes(r *gin.RouterGroup) {
 	r.GET("/blacklist/stats", a.blacklistStats)
 	r.GET("/caches", a.caches)
 	r.GET("/spool", a.spool)
+	a.queryRoutes(r)
 }
 
 func adminError(c *gin.Context, status int, msg string) {
@@ -165,6 +169,9 @@ func (a *Admin) clearCooldown(c *gin.Context) {
 		return
 	}
 	if a.publishKeyState(c, &schemas.KeyStateEvent{Kind: schemas.KindClearCooldown, Project: project, Model: model}) {
+		// This instance's own cool-down of the pair (from a 429 it saw) would
+		// otherwise hold until its end; other replicas follow Valkey's entry.
+		a.d.Pool.ClearCooldown(project, model)
 		c.JSON(http.StatusAccepted, gin.H{"project": project, "model": model, "state": "clearing"})
 	}
 }

@@ -40,7 +40,7 @@ func writeErrorRetry(c *gin.Context, status int, msg string, retryAfter time.Dur
 		body = e.Body()
 		status = e.Status()
 	default:
-		body = geminiError(status, msg)
+		body = geminiErrorRetry(status, msg, retryAfter)
 	}
 	if x := exchangeOf(c); x != nil && x.ev.Status == 0 {
 		x.fail(status, errorTypeForStatus(status), msg)
@@ -56,7 +56,18 @@ func retryAfterValue(d time.Duration) string {
 }
 
 func geminiError(status int, msg string) []byte {
-	b, _ := json.Marshal(gemini.ErrorBody{Error: gemini.Status{Code: status, Message: msg, Status: rpcStatus(status)}})
+	return geminiErrorRetry(status, msg, 0)
+}
+
+// geminiErrorRetry is geminiError with a google.rpc.RetryInfo detail when retryAfter > 0:
+// Gemini's own clients read the wait from retryDelay, not from Retry-After, so the
+// detail says the same whole seconds as the header.
+func geminiErrorRetry(status int, msg string, retryAfter time.Duration) []byte {
+	st := gemini.Status{Code: status, Message: msg, Status: rpcStatus(status)}
+	if retryAfter > 0 {
+		st.Details = []gemini.ErrorDetail{{Type: gemini.TypeRetryInfo, RetryDelay: retryAfterValue(retryAfter) + "s"}}
+	}
+	b, _ := json.Marshal(gemini.ErrorBody{Error: st})
 	return b
 }
 
@@ -191,8 +202,13 @@ func (g *Gateway) writeUpstreamFailure(c *gin.Context, r *upstream.Response, pas
 	}
 	cl := gemini.Classify(status, body)
 	errType := errorTypeForStatus(status)
-	if r.TimedOut {
+	switch {
+	case r.TimedOut:
 		errType = schemas.ErrTimeout
+	case cl.Failure == gemini.FailureMinuteQuota || cl.Failure == gemini.FailureDayQuota || cl.Failure == gemini.FailureQuotaUnknown:
+		// The attempt budget ran out on spent quotas before the pool did: the same
+		// condition writeExhausted records, so the same error type.
+		errType = schemas.ErrQuotaExhausted
 	}
 	var out []byte
 	var retry time.Duration

@@ -3,12 +3,12 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/geminicodeapi/gca/ingress/publish"
 	"github.com/geminicodeapi/gca/ingress/upstream"
 	"github.com/geminicodeapi/gca/schemas"
 )
@@ -26,6 +26,7 @@ type exchange struct {
 	log   *slog.Logger
 
 	once      sync.Once
+	recorded  bool
 	firstByte time.Time
 	// written counts response bytes the handler wrote itself (streams); for buffered
 	// answers the size is set with the final write.
@@ -112,8 +113,9 @@ func (x *exchange) fail(status int, errType, msg string) {
 }
 
 // emit publishes the event once. status and responseBytes describe the answer as it
-// will have been sent; later calls do nothing.
-func (x *exchange) emit(status int, responseBytes int64) {
+// will have been sent; later calls do nothing. It reports whether the event is in the
+// spool.
+func (x *exchange) emit(status int, responseBytes int64) bool {
 	x.once.Do(func() {
 		now := x.g.now()
 		if x.ev.Status == 0 {
@@ -139,8 +141,23 @@ func (x *exchange) emit(status int, responseBytes int64) {
 		x.g.metrics.observe(&x.ev)
 		if err := x.g.pub.Publish(schemas.TopicRequests, &x.ev); err != nil {
 			x.log.Error("publish request event", "err", err, "event_id", id)
+			return
 		}
+		x.recorded = true
 	})
+	return x.recorded
+}
+
+// emitOrRefuse publishes the event of a successful buffered answer about to be written.
+// With the reject policy an answer whose event could not be recorded (the spool filled
+// up while the request ran) is not served: the client gets the 503 of a full spool
+// instead, and it returns false.
+func (x *exchange) emitOrRefuse(status int, responseBytes int64) bool {
+	if x.emit(status, responseBytes) || status >= 300 || x.g.pub.Policy() != publish.PolicyReject {
+		return true
+	}
+	writeSpoolFull(x.c)
+	return false
 }
 
 // finish is deferred by every handler: it publishes the event of a request that did
@@ -183,12 +200,4 @@ func errorTypeForStatus(status int) string {
 
 // redact removes anything shaped like a Gemini API key from a message that will be
 // stored or shown.
-func redact(s string) string {
-	for {
-		i := strings.Index(s, "AIza")
-		if i < 0 || len(s)-i < 39 {
-			return s
-		}
-		s = s[:i] + "[REDACTED]" + s[i+39:]
-	}
-}
+func redact(s string) string { return upstream.RedactKeys(s) }

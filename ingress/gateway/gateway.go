@@ -82,6 +82,9 @@ func (c *Config) defaults() {
 // Publisher records events; *publish.Publisher is one.
 type Publisher interface {
 	Publish(topic string, e publish.Event) error
+	// Admit returns an error when a new request must be refused because its event
+	// could not be recorded (the spool is full and the policy is reject).
+	Admit() error
 	Full() bool
 	Policy() publish.FullPolicy
 }
@@ -172,17 +175,17 @@ func (g *Gateway) routes(e *gin.Engine) {
 	e.GET("/health/ready", gin.WrapH(g.checks.ReadyHandler(2*time.Second)))
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg})))
 
-	oa := e.Group("/v1", g.client(schemas.ClientOpenAI))
+	oa := e.Group("/v1", g.client(schemas.ClientOpenAI), g.admit)
 	oa.POST("/chat/completions", g.openAIChat)
 	oa.POST("/embeddings", g.openAIEmbeddings)
 	oa.GET("/models", g.openAIModels)
 	oa.GET("/models/:model", g.openAIModel)
 
-	an := e.Group("/v1", g.client(schemas.ClientClaude))
+	an := e.Group("/v1", g.client(schemas.ClientClaude), g.admit)
 	an.POST("/messages", g.anthropicMessages)
 	an.POST("/messages/count_tokens", g.anthropicCountTokens)
 
-	gm := e.Group("/v1beta", g.client(schemas.ClientGemini))
+	gm := e.Group("/v1beta", g.client(schemas.ClientGemini), g.admit)
 	gm.GET("/models", g.geminiModels)
 	gm.GET("/models/:model", g.geminiModel)
 	gm.POST("/models/:model", g.geminiCall)
@@ -196,6 +199,26 @@ func (g *Gateway) routes(e *gin.Engine) {
 // raised before a handler runs, is written in that protocol's shape.
 func (g *Gateway) client(ct string) gin.HandlerFunc {
 	return func(c *gin.Context) { c.Set(ctxClient, ct) }
+}
+
+// spoolFullRetry is the Retry-After of a request refused because the event spool is
+// full: the spool drains within seconds of Kafka's return.
+const spoolFullRetry = 5 * time.Second
+
+// admit refuses a client request with 503 (in its protocol's shape, with Retry-After)
+// while its event could not be recorded: the spool is full and the policy is reject.
+// The refusal is counted and logged by the publisher; it has no event of its own.
+func (g *Gateway) admit(c *gin.Context) {
+	if err := g.pub.Admit(); err != nil {
+		writeSpoolFull(c)
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+func writeSpoolFull(c *gin.Context) {
+	writeErrorRetry(c, http.StatusServiceUnavailable, "the gateway cannot record requests right now (its event spool is full); retry later", spoolFullRetry)
 }
 
 func clientTypeOf(c *gin.Context) string {
@@ -297,10 +320,17 @@ func (g *Gateway) noRoute(c *gin.Context) {
 // endpoint needs: slow-header and slow-body clients are cut off (slowloris), idle
 // keep-alives are bounded; the write timeout is left open because streams last long.
 func (g *Gateway) Server(addr string, readTimeout time.Duration) *http.Server {
+	// The headers get at most 10 s, and never more than the whole request: with
+	// ReadHeaderTimeout set, net/http applies ReadTimeout only after the headers, so a
+	// longer header timeout would let a slow-header client outlast the read timeout.
+	headerTimeout := 10 * time.Second
+	if readTimeout > 0 {
+		headerTimeout = min(headerTimeout, readTimeout)
+	}
 	return &http.Server{
 		Addr:              addr,
 		Handler:           g.engine,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -47,7 +49,7 @@ func (g *Gateway) geminiCall(c *gin.Context) {
 		return
 	}
 	model, ok := g.resolveModel(c, name)
-	if !ok || !g.allowModel(c, p, model) {
+	if !ok || !g.allowModel(c, p, model) || !g.checkNative(c, method, body) {
 		return
 	}
 	stream := method == methodStream
@@ -75,8 +77,48 @@ func (g *Gateway) geminiCall(c *gin.Context) {
 	if pr, ok := upstream.Probe(resp.Body); ok {
 		x.setUsage(pr.Usage)
 	}
-	x.emit(http.StatusOK, int64(len(resp.Body)))
+	if !x.emitOrRefuse(http.StatusOK, int64(len(resp.Body))) {
+		return
+	}
 	c.Data(http.StatusOK, "application/json", resp.Body)
+}
+
+// nativeGenerate is the part of a native generateContent body the gateway bounds
+// itself. Gemini's JSON accepts both camelCase and snake_case field names.
+type nativeGenerate struct {
+	GenerationConfig      *nativeGenerationConfig `json:"generationConfig"`
+	GenerationConfigSnake *nativeGenerationConfig `json:"generation_config"`
+}
+
+type nativeGenerationConfig struct {
+	CandidateCount      *int `json:"candidateCount"`
+	CandidateCountSnake *int `json:"candidate_count"`
+}
+
+// checkNative refuses, before anything goes upstream, a native generate call asking
+// for more candidates than the gateway serves (Config.MaxN, the cap of OpenAI's n): a
+// huge candidateCount would multiply the upstream's work and the quota it spends.
+func (g *Gateway) checkNative(c *gin.Context, method string, body []byte) bool {
+	if method != methodGenerate && method != methodStream {
+		return true
+	}
+	var req nativeGenerate
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(c, http.StatusBadRequest, "request body is not a generateContent request: "+truncate(err.Error(), 200))
+		return false
+	}
+	for _, gc := range []*nativeGenerationConfig{req.GenerationConfig, req.GenerationConfigSnake} {
+		if gc == nil {
+			continue
+		}
+		for _, n := range []*int{gc.CandidateCount, gc.CandidateCountSnake} {
+			if n != nil && (*n < 1 || *n > g.cfg.MaxN) {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("generationConfig.candidateCount must be between 1 and %d", g.cfg.MaxN))
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // send makes the upstream call and records its attempts. It answers the client and

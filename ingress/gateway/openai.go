@@ -31,8 +31,8 @@ func writeOpenAIError(c *gin.Context, err error) {
 
 // writeRaw writes a complete JSON answer after publishing the event.
 func writeRaw(c *gin.Context, status int, body []byte) {
-	if x := exchangeOf(c); x != nil {
-		x.emit(status, int64(len(body)))
+	if x := exchangeOf(c); x != nil && !x.emitOrRefuse(status, int64(len(body))) {
+		return
 	}
 	c.Data(status, "application/json", body)
 }

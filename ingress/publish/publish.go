@@ -10,6 +10,12 @@
 // the spool is full and the full policy is PolicyDrop, which counts and logs every
 // dropped event. Duplicates (a batch retried after a partial write, a restart before the
 // spool cursor was saved) are removed downstream by event_id.
+//
+// With PolicyReject (the default) the ingress asks Admit before it serves a request.
+// Admission closes while the spool is within its reserve (Options.AdmitReserve) of
+// MaxBytes, so the requests already admitted still find room for their events; only
+// more requests in flight than the reserve holds could overrun it, and each event that
+// then does not fit is counted and logged like a dropped one.
 package publish
 
 import (
@@ -35,7 +41,7 @@ type FullPolicy string
 
 const (
 	// PolicyReject (the default) makes the ingress refuse new requests with 503 while
-	// the spool is full, so nothing it serves goes unrecorded.
+	// the spool is full (Admit), so nothing it serves goes unrecorded.
 	PolicyReject FullPolicy = "reject"
 	// PolicyDrop keeps serving and drops the events that do not fit, counting each in
 	// gca_ingress_events_dropped_total and logging it.
@@ -50,7 +56,15 @@ type MessageWriter interface {
 
 // Options configure a Publisher.
 type Options struct {
-	Policy       FullPolicy
+	// Topics maps the schemas topic names the callers publish to onto the topics
+	// actually written (tests and side-by-side deployments rename them). Unmapped
+	// names are written as they are.
+	Topics map[string]string
+	Policy FullPolicy
+	// AdmitReserve is the room kept free for the events of requests already admitted:
+	// with PolicyReject, Admit refuses new requests once fewer than this many bytes are
+	// left. Default 1/16 of the spool's MaxBytes.
+	AdmitReserve int64
 	BatchRecords int           // records per Kafka write; default 2000
 	BatchBytes   int           // value bytes per Kafka write; default 4 MiB
 	BackoffMin   time.Duration // default 100ms
@@ -89,6 +103,9 @@ func New(sp *spool.Spool, w MessageWriter, opts Options) *Publisher {
 	if opts.Policy == "" {
 		opts.Policy = PolicyReject
 	}
+	if opts.AdmitReserve <= 0 {
+		opts.AdmitReserve = sp.MaxBytes() / 16
+	}
 	if opts.BatchRecords <= 0 {
 		opts.BatchRecords = 2000
 	}
@@ -111,15 +128,15 @@ func New(sp *spool.Spool, w MessageWriter, opts Options) *Publisher {
 	f := promauto.With(opts.Registerer)
 	p.m = metrics{
 		published:   f.NewCounterVec(prometheus.CounterOpts{Name: "gca_ingress_events_published_total", Help: "Events appended to the spool, by topic."}, []string{"topic"}),
-		dropped:     f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_dropped_total", Help: "Events dropped because the spool was full (policy drop)."}),
-		rejected:    f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_spool_full_rejections_total", Help: "Events refused because the spool was full (policy reject)."}),
+		dropped:     f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_dropped_total", Help: "Events not recorded because the spool was full (policy drop; with policy reject only when more requests were in flight than the admission reserve holds)."}),
+		rejected:    f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_spool_full_rejections_total", Help: "Requests refused with 503 because the spool was full (policy reject)."}),
 		shipped:     f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_shipped_total", Help: "Events acknowledged by Kafka."}),
 		shipErrors:  f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_ship_errors_total", Help: "Failed Kafka writes (each retried)."}),
 		shipSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "gca_ingress_ship_seconds", Help: "Duration of successful Kafka batch writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	p.m.spoolBytes = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "gca_ingress_spool_bytes", Help: "Bytes in the spool not yet acknowledged by Kafka."}, func() float64 { return float64(sp.Pending()) })
-	p.m.full = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "gca_ingress_spool_full", Help: "1 while the spool is full."}, func() float64 {
-		if p.full.Load() {
+	p.m.full = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "gca_ingress_spool_full", Help: "1 while the spool is full (with policy reject: while new requests are refused)."}, func() float64 {
+		if p.Full() {
 			return 1
 		}
 		return 0
@@ -131,8 +148,27 @@ func New(sp *spool.Spool, w MessageWriter, opts Options) *Publisher {
 var ErrSpoolFull = errors.New("event spool full")
 
 // Full reports whether the last append found the spool full and nothing has been
-// shipped since. With PolicyReject the ingress refuses requests while it is true.
-func (p *Publisher) Full() bool { return p.full.Load() }
+// shipped since, or, with PolicyReject, whether the spool is within its admission
+// reserve. With PolicyReject the ingress refuses requests while it is true.
+func (p *Publisher) Full() bool {
+	if p.full.Load() {
+		return true
+	}
+	return p.opts.Policy == PolicyReject && p.spool.Pending() > p.spool.MaxBytes()-p.opts.AdmitReserve
+}
+
+// Admit is asked before a request is served. With PolicyReject it returns ErrSpoolFull
+// (counted in gca_ingress_spool_full_rejections_total and logged) while the spool is
+// full, so the caller refuses the request rather than serve it unrecorded; with
+// PolicyDrop it always returns nil.
+func (p *Publisher) Admit() error {
+	if p.opts.Policy != PolicyReject || !p.Full() {
+		return nil
+	}
+	p.m.rejected.Inc()
+	p.logFull("", "new requests refused with 503 until Kafka drains the spool")
+	return ErrSpoolFull
+}
 
 // Policy returns the configured full policy.
 func (p *Publisher) Policy() FullPolicy { return p.opts.Policy }
@@ -153,19 +189,20 @@ func (p *Publisher) Publish(topic string, e Event) error {
 
 // PublishRaw appends an already encoded event.
 func (p *Publisher) PublishRaw(topic string, key, value []byte) error {
+	if t, ok := p.opts.Topics[topic]; ok {
+		topic = t
+	}
 	err := p.spool.Append(topic, key, value)
 	switch {
 	case err == nil:
 		p.m.published.WithLabelValues(topic).Inc()
 		return nil
 	case errors.Is(err, spool.ErrFull):
+		// The event is lost whatever the policy: with PolicyReject this is an admitted
+		// request whose event did not fit in the reserve.
 		p.full.Store(true)
-		if p.opts.Policy == PolicyDrop {
-			p.m.dropped.Inc()
-		} else {
-			p.m.rejected.Inc()
-		}
-		p.logFull(topic)
+		p.m.dropped.Inc()
+		p.logFull(topic, "event dropped (counted in gca_ingress_events_dropped_total)")
 		return ErrSpoolFull
 	default:
 		return fmt.Errorf("spool event for %s: %w", topic, err)
@@ -173,16 +210,18 @@ func (p *Publisher) PublishRaw(topic string, key, value []byte) error {
 }
 
 // logFull logs at most once per second so a full spool cannot flood the log.
-func (p *Publisher) logFull(topic string) {
+func (p *Publisher) logFull(topic, consequence string) {
 	now := time.Now().UnixNano()
 	last := p.lastFullLog.Load()
 	if now-last < int64(time.Second) || !p.lastFullLog.CompareAndSwap(last, now) {
 		return
 	}
-	p.log.Error("event spool full", "topic", topic, "policy", string(p.opts.Policy), "spool_bytes", p.spool.Pending())
+	p.log.Error("event spool full", "consequence", consequence, "topic", topic, "policy", string(p.opts.Policy),
+		"spool_bytes", p.spool.Pending(), "spool_max_bytes", p.spool.MaxBytes())
 }
 
-// eventHeaders lets consumers route a record without decoding it.
+// eventHeaders lets consumers route a record without decoding it. topic is the
+// schemas name of the record's topic.
 func eventHeaders(topic string) []kafka.Header {
 	var typ string
 	var v int
@@ -200,6 +239,16 @@ func eventHeaders(topic string) []kafka.Header {
 		{Key: schemas.HeaderEventType, Value: []byte(typ)},
 		{Key: schemas.HeaderEventVersion, Value: []byte(strconv.Itoa(v))},
 	}
+}
+
+// logical returns the schemas name of a written topic.
+func (p *Publisher) logical(topic string) string {
+	for l, t := range p.opts.Topics {
+		if t == topic {
+			return l
+		}
+	}
+	return topic
 }
 
 // Run ships the spool to Kafka until ctx is cancelled. It returns nil on cancellation.
@@ -231,7 +280,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		p.shipping.Store(true)
 		msgs := make([]kafka.Message, len(recs))
 		for i, r := range recs {
-			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: eventHeaders(r.Topic)}
+			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: eventHeaders(p.logical(r.Topic))}
 		}
 		start := time.Now()
 		if err := p.w.WriteMessages(ctx, msgs...); err != nil {

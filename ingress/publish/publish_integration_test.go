@@ -11,8 +11,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/geminicodeapi/gca/internal/testenv"
 	"github.com/geminicodeapi/gca/ingress/spool"
+	"github.com/geminicodeapi/gca/internal/testenv"
 )
 
 // TestShipsToRealKafkaInOrderPerKey publishes events for several keys and reads the

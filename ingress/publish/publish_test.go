@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
@@ -95,6 +97,54 @@ func TestFullSpoolPolicies(t *testing.T) {
 			defer cancel()
 			go func() { _ = p.Run(ctx) }()
 			require.Eventually(t, func() bool { return !p.Full() && p.Pending() == 0 }, 5*time.Second, 5*time.Millisecond)
+		})
+	}
+}
+
+// TestAdmitKeepsAReserve: with policy reject, admission closes while the admitted
+// requests' events still fit (the reserve), so a request the ingress served is never
+// unrecorded; with policy drop it never closes. Each refusal and each event that did not
+// fit is counted.
+func TestAdmitKeepsAReserve(t *testing.T) {
+	cases := []struct {
+		policy FullPolicy
+		// admitClosesFirst: Admit refuses before any event fails to fit.
+		admitClosesFirst bool
+	}{
+		{PolicyReject, true},
+		{PolicyDrop, false},
+	}
+	for _, c := range cases {
+		t.Run(string(c.policy), func(t *testing.T) {
+			sp, err := spool.Open(t.TempDir(), spool.Options{MaxBytes: 1000})
+			require.NoError(t, err)
+			defer sp.Close()
+			reg := prometheus.NewRegistry()
+			p := New(sp, &flakyWriter{}, Options{Policy: c.policy, AdmitReserve: 200, Registerer: reg})
+			admittedAll := true
+			var firstDrop = -1
+			for i := range 40 {
+				if p.Admit() != nil {
+					admittedAll = false
+					// The events of requests admitted before still fit.
+					require.Equal(t, -1, firstDrop, "an event was dropped before admission closed")
+					break
+				}
+				if err := p.Publish(schemas.TopicRequests, rawEvent{Key: "k", Body: "0123456789"}); err != nil && firstDrop < 0 {
+					firstDrop = i
+				}
+			}
+			require.Equal(t, c.admitClosesFirst, !admittedAll)
+			if c.policy == PolicyReject {
+				require.True(t, p.Full())
+				require.Equal(t, 1.0, testutil.ToFloat64(p.m.rejected))
+				require.Zero(t, testutil.ToFloat64(p.m.dropped))
+				// The reserve still takes the events of requests in flight.
+				require.NoError(t, p.Publish(schemas.TopicRequests, rawEvent{Key: "k", Body: "0123456789"}))
+			} else {
+				require.Positive(t, firstDrop)
+				require.Positive(t, testutil.ToFloat64(p.m.dropped))
+			}
 		})
 	}
 }

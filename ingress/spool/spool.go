@@ -309,6 +309,9 @@ func (s *Spool) Pending() int64 {
 	return s.pending
 }
 
+// MaxBytes returns the bound on the bytes appended and not yet acknowledged.
+func (s *Spool) MaxBytes() int64 { return s.opts.MaxBytes }
+
 // Notify returns a channel that receives after appends; the reader waits on it when it
 // has read everything.
 func (s *Spool) Notify() <-chan struct{} { return s.notify }

@@ -249,6 +249,7 @@ func (c *Client) attempt(parent, dctx context.Context, lease *keypool.Lease, cal
 		cl.Failure = gemini.FailureClient
 	}
 	outcome := keypool.OutcomeOf(cl, att.Counted, latency)
+	outcome.At = start
 	if err := c.picker.Release(context.WithoutCancel(parent), lease, outcome); err != nil {
 		c.log.Warn("release key lease", "key_id", lease.Key.Hash(), "project", lease.Key.Project(), "err", err)
 	}

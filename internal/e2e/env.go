@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +40,13 @@ type Options struct {
 	NoProcessors bool
 	// Partitions per topic [4].
 	Partitions int
+	// UpstreamURL, when set, is the Gemini API the ingresses call instead of an
+	// in-process simulator (Env.Sim is then nil): benchmarks run the simulator as its
+	// own process so that it can be pinned to a CPU apart from the load generator.
+	UpstreamURL string
+	// CPUs, when set, runs the ingresses and the processors under `taskset -c CPUs`
+	// (a CPU list such as "1" or "1-3") [unpinned].
+	CPUs string
 }
 
 // Limits is one row of the keys file's limits table.
@@ -71,6 +80,10 @@ type Env struct {
 	Ingress    []*Proc
 	CH         driver.Conn
 	VK         valkey.Client
+
+	// simHits counts every HTTP request the simulator received, whatever its key or
+	// path: what "nothing reached the upstream" is measured with.
+	simHits atomic.Int64
 
 	opts Options
 }
@@ -117,14 +130,21 @@ func Start(t testing.TB, opts Options) *Env {
 	e.CH, e.Database = testenv.ClickHouse(t)
 	e.VK, e.Prefix = testenv.Valkey(t)
 
-	simCfg := gemsim.Config{Projects: opts.Projects}
-	if opts.Sim != nil {
-		opts.Sim(&simCfg)
+	if opts.UpstreamURL != "" {
+		e.SimURL = opts.UpstreamURL
+	} else {
+		simCfg := gemsim.Config{Projects: opts.Projects}
+		if opts.Sim != nil {
+			opts.Sim(&simCfg)
+		}
+		e.Sim = gemsim.New(simCfg)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.simHits.Add(1)
+			e.Sim.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		e.SimURL = srv.URL
 	}
-	e.Sim = gemsim.New(simCfg)
-	srv := httptest.NewServer(e.Sim)
-	t.Cleanup(srv.Close)
-	e.SimURL = srv.URL
 
 	e.writeKeysFile(t)
 	e.writeTokens(t)
@@ -153,7 +173,7 @@ func (e *Env) writeKeysFile(t testing.TB) {
 		Tier    string `json:"tier,omitempty"`
 	}
 	var f struct {
-		Keys   []key                       `json:"keys"`
+		Keys   []key                        `json:"keys"`
 		Limits map[string]map[string]Limits `json:"limits,omitempty"`
 	}
 	for _, p := range e.opts.Projects {
@@ -222,7 +242,7 @@ func (e *Env) NewProcessors(extraEnv ...string) *Proc {
 		"GCA_INSTANCE="+e.Database+"-processors",
 	)
 	env = append(env, e.opts.ProcessorsEnv...)
-	return newProc("processors", addr, e.Bin.Processors, []string{"run"}, append(env, extraEnv...))
+	return NewProc("processors", addr, readyPath, Pinned(e.opts.CPUs, e.Bin.Processors, "run"), append(env, extraEnv...))
 }
 
 // NewIngress returns an ingress process for this Env, not started.
@@ -243,8 +263,25 @@ func (e *Env) NewIngress(extraEnv ...string) *Proc {
 		"GCA_ADMIN_TOKEN="+e.AdminToken,
 	)
 	env = append(env, e.opts.IngressEnv...)
-	return newProc(fmt.Sprintf("ingress-%d", n), addr, e.Bin.Ingress, nil, append(env, extraEnv...))
+	return NewProc(fmt.Sprintf("ingress-%d", n), addr, readyPath, Pinned(e.opts.CPUs, e.Bin.Ingress), append(env, extraEnv...))
 }
+
+// AddIngress starts one more ingress with extra environment variables ("K=V", added
+// after the Env's own), appends it to Ingress and returns it. Each ingress has its own
+// spool directory and instance name.
+func (e *Env) AddIngress(extraEnv ...string) *Proc {
+	e.T.Helper()
+	p := e.NewIngress(extraEnv...)
+	e.Ingress = append(e.Ingress, p)
+	if err := p.Start(60 * time.Second); err != nil {
+		e.T.Fatalf("%v", err)
+	}
+	return p
+}
+
+// SimHits returns how many HTTP requests the simulator has received so far, from any
+// ingress, on any path (the model list included).
+func (e *Env) SimHits() int64 { return e.simHits.Load() }
 
 // URL is the base URL of ingress i.
 func (e *Env) URL(i int) string { return "http://" + e.Ingress[i].Addr }

@@ -13,13 +13,17 @@ import (
 	"time"
 )
 
+// readyPath is where the gateway's binaries answer 200 once they serve.
+const readyPath = "/health/ready"
+
 // Proc is a running binary with its output captured.
 type Proc struct {
-	Name string
-	Addr string // its HTTP address
-	path string
-	args []string
-	env  []string
+	Name  string
+	Addr  string // its HTTP address
+	path  string
+	args  []string
+	env   []string
+	ready string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -55,12 +59,24 @@ func FreeAddr() (string, error) {
 	return addr, l.Close()
 }
 
-func newProc(name, addr, path string, args, env []string) *Proc {
-	return &Proc{Name: name, Addr: addr, path: path, args: args, env: env, out: &syncBuffer{}}
+// NewProc returns a process, not started, for argv (argv[0] is the program) with env
+// added to this process's environment. It is ready when GET http://addr+ready answers
+// 200 ("" for ready: as soon as it started).
+func NewProc(name, addr, ready string, argv, env []string) *Proc {
+	return &Proc{Name: name, Addr: addr, path: argv[0], args: argv[1:], env: env, ready: ready, out: &syncBuffer{}}
 }
 
-// Start launches the process (again, after it exited) and waits until its
-// /health/ready answers 200.
+// Pinned returns the command line that runs program with args on the CPUs of the list
+// cpus (taskset's syntax, "1" or "0,2-3"); with cpus empty, the command line as it is.
+// taskset execs the program, so the process keeps taskset's pid.
+func Pinned(cpus, program string, args ...string) []string {
+	if cpus == "" {
+		return append([]string{program}, args...)
+	}
+	return append([]string{"taskset", "-c", cpus, program}, args...)
+}
+
+// Start launches the process (again, after it exited) and waits until it is ready.
 func (p *Proc) Start(ready time.Duration) error {
 	p.mu.Lock()
 	cmd := exec.Command(p.path, p.args...)
@@ -84,8 +100,11 @@ func (p *Proc) Start(ready time.Duration) error {
 	return p.WaitReady(ready)
 }
 
-// WaitReady polls /health/ready.
+// WaitReady polls the process's ready path.
 func (p *Proc) WaitReady(limit time.Duration) error {
+	if p.ready == "" {
+		return nil
+	}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		select {
@@ -93,7 +112,7 @@ func (p *Proc) WaitReady(limit time.Duration) error {
 			return fmt.Errorf("%s exited before it was ready: %v\n%s", p.Name, p.err, p.Output())
 		default:
 		}
-		resp, err := http.Get("http://" + p.Addr + "/health/ready")
+		resp, err := http.Get("http://" + p.Addr + p.ready)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -149,6 +168,16 @@ func (p *Proc) Stop(limit time.Duration) (int, error) {
 func (p *Proc) Kill() {
 	_ = p.Signal(syscall.SIGKILL)
 	_, _ = p.Wait(context.Background())
+}
+
+// PID is the process id of the last start, 0 before the first.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // Running reports whether the process is alive.
