@@ -34,6 +34,9 @@ type Config struct {
 	KafkaBrokers string // GCA_KAFKA_BROKERS, 127.0.0.1:9092
 	ValkeyAddr   string // GCA_VALKEY_ADDR, 127.0.0.1:6379
 	ValkeyPrefix string // GCA_VALKEY_PREFIX, gca:
+	// ValkeyTimeout bounds a reservation round trip; beyond it the pool turns degraded
+	// and selects fail-open from its local view.
+	ValkeyTimeout time.Duration // GCA_VALKEY_TIMEOUT, 250ms
 	// Topic names, shared with the processors' flags of the same names.
 	TopicRequests string // GCA_TOPIC_REQUESTS, gca.requests.v1
 	TopicKeyState string // GCA_TOPIC_KEYSTATE, gca.keystate.v1
@@ -136,6 +139,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", env("GCA_KAFKA_BROKERS", "127.0.0.1:9092"), "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&c.ValkeyAddr, "valkey-addr", env("GCA_VALKEY_ADDR", "127.0.0.1:6379"), "Valkey address (comma-separated for a cluster)")
 	fs.StringVar(&c.ValkeyPrefix, "valkey-prefix", env("GCA_VALKEY_PREFIX", schemas.DefaultPrefix), "prefix of the Valkey keys")
+	fs.DurationVar(&c.ValkeyTimeout, "valkey-timeout", envDur("GCA_VALKEY_TIMEOUT", 250*time.Millisecond), "bound of a key reservation round trip before failing open (keep it well above Valkey's p99 under load)")
 	fs.StringVar(&c.TopicRequests, "topic.requests", env("GCA_TOPIC_REQUESTS", schemas.TopicRequests), "topic of request events")
 	fs.StringVar(&c.TopicKeyState, "topic.keystate", env("GCA_TOPIC_KEYSTATE", schemas.TopicKeyState), "topic of key-state events")
 	fs.StringVar(&c.TopicAudit, "topic.audit", env("GCA_TOPIC_AUDIT", schemas.TopicAudit), "topic of audit events")
@@ -238,6 +242,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d is too small", c.MaxBodyBytes))
+	}
+	if c.ValkeyTimeout <= 0 {
+		errs = append(errs, errors.New("valkey-timeout must be positive"))
 	}
 	if c.ReadTimeout <= 0 || c.ShutdownGrace <= 0 {
 		errs = append(errs, errors.New("read-timeout and shutdown-grace must be positive"))

@@ -90,7 +90,7 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.vk = vk
 	pool, err := keypool.New(vk, keysCfg, keypool.Options{
 		Prefix: cfg.ValkeyPrefix, Strategy: keypool.Strategy(cfg.Strategy),
-		Logger: log, Registerer: reg, InstanceID: cfg.Instance,
+		Logger: log, Registerer: reg, InstanceID: cfg.Instance, Timeout: cfg.ValkeyTimeout,
 	})
 	if err != nil {
 		a.close()
@@ -116,6 +116,9 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
 	a.sp = sp
+	if n := sp.TruncatedBytes(); n > 0 {
+		log.Error("event spool: dropped bytes after the last intact record (a torn write, or corruption if large)", "bytes", n, "dir", spoolDir)
+	}
 	a.kw = publish.NewKafkaWriter(splitList(cfg.KafkaBrokers))
 	a.pub = publish.New(sp, a.kw, publish.Options{
 		Policy: publish.FullPolicy(cfg.SpoolPolicy), Logger: log, Registerer: reg,

@@ -98,6 +98,8 @@ type Spool struct {
 	notify   chan struct{}
 	readFile *os.File
 	readSeg  uint64
+	// truncated counts the bytes Open dropped after the last good record of a segment.
+	truncated int64
 }
 
 // Open opens or creates the spool in dir and recovers its state: segments are scanned
@@ -202,6 +204,11 @@ func (s *Spool) scanSegment(base uint64) (int64, error) {
 		off += headerSize + int64(n)
 	}
 	if st, err := f.Stat(); err == nil && st.Size() > off {
+		// Usually a torn tail (a crash mid-write, a few bytes). More than one record's
+		// worth after a bad checksum is corruption: the bytes are dropped all the same,
+		// since nothing after a bad record can be trusted, but they are counted so the
+		// operator hears of it (TruncatedBytes).
+		s.truncated += st.Size() - off
 		if err := f.Truncate(off); err != nil {
 			return 0, fmt.Errorf("truncate torn tail of segment %d: %w", base, err)
 		}
@@ -311,6 +318,14 @@ func (s *Spool) Pending() int64 {
 
 // MaxBytes returns the bound on the bytes appended and not yet acknowledged.
 func (s *Spool) MaxBytes() int64 { return s.opts.MaxBytes }
+
+// TruncatedBytes returns the bytes Open dropped after the last intact record of its
+// segments: a torn write after a crash is a few bytes; more means lost events.
+func (s *Spool) TruncatedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.truncated
+}
 
 // Notify returns a channel that receives after appends; the reader waits on it when it
 // has read everything.

@@ -126,6 +126,7 @@ func TestTornTailIsDropped(t *testing.T) {
 	s2, err := Open(dir, Options{})
 	require.NoError(t, err)
 	defer s2.Close()
+	require.Equal(t, int64(8+3+len("torn-record")-3), s2.TruncatedBytes(), "the torn record's bytes are counted")
 	got, _ := readAll(t, s2, s2.Start())
 	require.Equal(t, []string{"complete"}, values(got))
 	require.NoError(t, s2.Append("t", nil, []byte("next")))
