@@ -28,11 +28,13 @@ import (
 	"github.com/geminicodeapi/gca/schemas/chddl"
 )
 
-const usage = `usage: processors [run|migrate] [flags]
+const usage = `usage: processors [run|migrate|replay|check] [flags]
 
   run      (default) create topics and apply the ClickHouse migrations, then consume the
            event topics into ClickHouse until SIGTERM
   migrate  create topics and apply the ClickHouse migrations, then exit
+  replay   rebuild Valkey state and ClickHouse tables from the topics (processors/replay)
+  check    compare the live Valkey state with the events, -repair to fix it
 
 Every flag also reads a GCA_* environment variable; see -h of a subcommand.
 `
@@ -45,6 +47,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "replay":
+		return runReplay(ctx, args, getenv, stderr)
+	case "check":
+		return runCheck(ctx, args, getenv, stderr)
 	}
 	if cmd != "run" && cmd != "migrate" {
 		fmt.Fprint(stderr, usage)
@@ -119,7 +127,7 @@ func serve(ctx context.Context, cfg *Config, conn driver.Conn, log *slog.Logger)
 	checks := &health.Checks{}
 	checks.Add("clickhouse", conn.Ping)
 	checks.Add("kafka", kafkaCheck(cfg))
-	ops, err := startOps(cfg.ListenAddr, reg, checks, log)
+	ops, _, err := startOps(cfg.ListenAddr, reg, checks, log, adminRoutes(cfg, log)...)
 	if err != nil {
 		return err
 	}
@@ -155,6 +163,12 @@ func serve(ctx context.Context, cfg *Config, conn driver.Conn, log *slog.Logger)
 	if job := retention.New(conn, v, cfg.Schema(), log, time.Now); job.Needed() {
 		g.Go(func() error {
 			job.Run(gctx, cfg.RetentionInterval)
+			return nil
+		})
+	}
+	if cfg.StorageAutoOptimize { // query.go
+		g.Go(func() error {
+			autoOptimize(gctx, cfg, conn, log)
 			return nil
 		})
 	}
@@ -275,16 +289,20 @@ func kafkaCheck(cfg *Config) health.CheckFunc {
 	}
 }
 
-// startOps serves /health/live, /health/ready and /metrics.
-func startOps(addr string, reg *prometheus.Registry, checks *health.Checks, log *slog.Logger) (*http.Server, error) {
+// startOps serves /health/live, /health/ready and /metrics, and returns the address
+// it listens on.
+func startOps(addr string, reg *prometheus.Registry, checks *health.Checks, log *slog.Logger, routes ...opsRoute) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/health/live", health.LiveHandler())
 	mux.Handle("/health/ready", checks.ReadyHandler(2*time.Second))
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	for _, r := range routes {
+		mux.Handle(r.pattern, r.handler)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -292,5 +310,5 @@ func startOps(addr string, reg *prometheus.Registry, checks *health.Checks, log 
 		}
 	}()
 	log.Info("ops server listening", "addr", ln.Addr().String())
-	return srv, nil
+	return srv, ln.Addr().String(), nil
 }

@@ -70,6 +70,12 @@ type Config struct {
 	// RetentionInterval: -retention.interval, GCA_RETENTION_INTERVAL. How often expired
 	// partitions are dropped on servers without TTL (18.16). Default 1h.
 	RetentionInterval time.Duration
+	// StorageAutoOptimize: -storage.auto-optimize, GCA_STORAGE_AUTO_OPTIMIZE. Carry out
+	// the storage recommendations (queries/storage_recommendations.sql: drop partitions
+	// past retention, merge partitions with too many parts) every RetentionInterval,
+	// each action recorded as an audit event. Default false: an operator runs
+	// `processors storage optimize --execute` or POST /admin/storage/optimize.
+	StorageAutoOptimize bool
 
 	// ListenAddr: -listen, GCA_LISTEN_ADDR. Serves /health/live, /health/ready and
 	// /metrics. Default 127.0.0.1:8081.
@@ -78,9 +84,13 @@ type Config struct {
 	LogLevel slog.Level
 	// LogFormat: -log.format, GCA_LOG_FORMAT (json, text). Default json.
 	LogFormat string
-	// ShutdownTimeout: -shutdown-timeout, GCA_SHUTDOWN_TIMEOUT. How long the batch in
-	// hand may still be written and committed at SIGTERM. Default 5s.
+	// ShutdownTimeout: -shutdown-timeout, GCA_SHUTDOWN_TIMEOUT. How long the batch being
+	// written may still finish and be committed at SIGTERM or when a rebalance takes
+	// the partitions away; shorter than the session timeout. Default 5s.
 	ShutdownTimeout time.Duration
+	// AdminToken: GCA_ADMIN_TOKEN only (no flag: it would show in ps). When set, the
+	// ops server's /admin/ endpoints require "Authorization: Bearer <token>". Default "".
+	AdminToken Secret
 	// Instance: -instance, GCA_INSTANCE. Names this process in dead-letter headers.
 	// Default the host name.
 	Instance string
@@ -182,6 +192,13 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	num("GCA_RETENTION_DAYS", &c.RetentionDays)
 	num("GCA_STATS_RETENTION_DAYS", &c.StatsRetentionDays)
 	dur("GCA_RETENTION_INTERVAL", &c.RetentionInterval)
+	if v := getenv("GCA_STORAGE_AUTO_OPTIMIZE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("GCA_STORAGE_AUTO_OPTIMIZE=%q: not a boolean", v))
+		}
+		c.StorageAutoOptimize = b
+	}
 	str("GCA_LISTEN_ADDR", &c.ListenAddr)
 	if v := getenv("GCA_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -191,6 +208,9 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	str("GCA_LOG_FORMAT", &c.LogFormat)
 	dur("GCA_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	str("GCA_INSTANCE", &c.Instance)
+	if v := getenv("GCA_ADMIN_TOKEN"); v != "" {
+		c.AdminToken = Secret(v)
+	}
 }
 
 // RegisterFlags registers a flag per field, defaulting to the field's current value.
@@ -214,6 +234,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RetentionDays, "retention.days", c.RetentionDays, "days of request/error/key-state logs; 0 keeps forever (GCA_RETENTION_DAYS)")
 	fs.IntVar(&c.StatsRetentionDays, "retention.stats-days", c.StatsRetentionDays, "days of system_stats; 0 keeps forever (GCA_STATS_RETENTION_DAYS)")
 	fs.DurationVar(&c.RetentionInterval, "retention.interval", c.RetentionInterval, "how often expired partitions are dropped on ClickHouse without TTL (GCA_RETENTION_INTERVAL)")
+	fs.BoolVar(&c.StorageAutoOptimize, "storage.auto-optimize", c.StorageAutoOptimize, "carry out the storage recommendations every retention.interval, each recorded as an audit event (GCA_STORAGE_AUTO_OPTIMIZE)")
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address of /health/live, /health/ready and /metrics (GCA_LISTEN_ADDR)")
 	fs.TextVar(&c.LogLevel, "log.level", c.LogLevel, "debug, info, warn or error (GCA_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log.format", c.LogFormat, "json or text (GCA_LOG_FORMAT)")
@@ -318,8 +339,10 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log.format %q: want json or text", c.LogFormat))
 	}
-	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("shutdown-timeout %s must be positive", c.ShutdownTimeout))
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout >= c.KafkaSessionTimeout {
+		// The batch in hand is also finished when a rebalance takes the partitions
+		// away; the group waits for this member at most a session timeout.
+		errs = append(errs, fmt.Errorf("shutdown-timeout %s must be positive and shorter than kafka.session-timeout %s", c.ShutdownTimeout, c.KafkaSessionTimeout))
 	}
 	if c.Instance == "" {
 		errs = append(errs, errors.New("instance is empty"))
