@@ -62,7 +62,7 @@
 //
 // # When Valkey is down: fail-open within local limits
 //
-// A reservation call that fails or exceeds Options.Timeout (100ms) marks the pool
+// A reservation call that fails or exceeds Options.Timeout (1s) marks the pool
 // degraded (Degraded, metric gca_ingress_keypool_degraded). Select then admits from
 // the view: Valkey's last numbers for the pair, plus this instance's reservation calls
 // still awaiting a reply and those that failed (they may have been applied), plus its

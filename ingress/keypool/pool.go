@@ -25,7 +25,10 @@ type Options struct {
 	Strategy Strategy
 	// Timeout bounds each Valkey call on the request path (reservation, release). A
 	// call that exceeds it counts as Valkey being unreachable: the pool turns degraded
-	// and selects from its local view. Default 100ms.
+	// and selects from its local view. It times the call as the caller sees it, which
+	// includes waiting for a CPU: under a burst on a busy ingress that alone reaches
+	// 100 ms while Valkey answers in microseconds, so the default leaves room for it.
+	// Default 1s.
 	Timeout time.Duration
 	// RefreshInterval is the period of the background refresh of the view (Run), which
 	// is also how often a degraded pool probes Valkey. Default 1s.
@@ -66,7 +69,7 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("strategy %q unknown: use %s, %s or %s", o.Strategy, MostHeadroom, RoundRobin, Weighted)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 100 * time.Millisecond
+		o.Timeout = time.Second
 	}
 	if o.RefreshInterval <= 0 {
 		o.RefreshInterval = time.Second
@@ -125,6 +128,9 @@ type Pool struct {
 
 	rr     atomic.Uint64 // round-robin position among projects
 	resSeq atomic.Uint64 // reservation id sequence
+	// callSeq numbers the script calls as they are issued, so that the view keeps the
+	// newest reply of a pair when replies come back out of order (see pairState.apply).
+	callSeq atomic.Uint64
 
 	randMu sync.Mutex
 

@@ -85,6 +85,7 @@ func (p *Pool) Refresh(parent context.Context) error {
 	p.view.forget(cutoff, func(pk pairKey) bool { return configured[pk] }, func(h string) bool { return set.byHash[h] != nil })
 
 	start := time.Now()
+	seq := p.callSeq.Add(1)
 	var err error
 	if len(calls) == 0 {
 		err = p.client.Do(ctx, p.client.B().Ping().Build()).Error()
@@ -101,7 +102,7 @@ func (p *Pool) Refresh(parent context.Context) error {
 				err = e
 				continue
 			}
-			p.applyReply(items[i].state, items[i].hashes, reply, now, w)
+			p.applyReply(items[i].state, items[i].hashes, reply, now, w, seq)
 		}
 	}
 	p.metrics.scriptSeconds.WithLabelValues("refresh").Observe(time.Since(start).Seconds())

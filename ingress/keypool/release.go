@@ -28,6 +28,10 @@ type Outcome struct {
 	// InputTokens is the upstream's promptTokenCount when known; it replaces the
 	// estimate in the local view.
 	InputTokens int64
+	// At is when the attempt started: the moment a cool-down is computed from, for
+	// the key-state event and the local view alike, so both name the same end. Zero
+	// means the release time.
+	At time.Time
 }
 
 // OutcomeOf builds an Outcome from a classified upstream answer.
@@ -127,7 +131,11 @@ func (p *Pool) Release(ctx context.Context, l *Lease, o Outcome) error {
 			s.pendTok = max(s.pendTok+o.InputTokens-l.EstimatedTokens, 0)
 		}
 	}
-	if until, reason, _ := CooldownFor(o, now); !until.IsZero() && until.After(s.localCooldownUntil) {
+	at := o.At
+	if at.IsZero() {
+		at = now
+	}
+	if until, reason, _ := CooldownFor(o, at); !until.IsZero() && until.After(s.localCooldownUntil) {
 		s.localCooldownUntil, s.localCooldownReason = until, reason
 	}
 	s.mu.Unlock()
@@ -177,6 +185,17 @@ func (p *Pool) Release(ctx context.Context, l *Lease, o Outcome) error {
 		return fmt.Errorf("delete reservation %s of %s/%s: %w", l.Reservation, k.project.id, l.Model, err)
 	}
 	return nil
+}
+
+// ClearCooldown lifts this instance's own cool-down of (project, model), after an
+// operator cleared it; Valkey's entry is removed by the processors from the
+// clear_cooldown event.
+func (p *Pool) ClearCooldown(project, model string) {
+	s := p.view.pair(project, NormalizeModel(model))
+	s.mu.Lock()
+	s.localCooldownUntil, s.localCooldownReason = time.Time{}, ""
+	s.cooldownUntil, s.cooldownReason = time.Time{}, ""
+	s.mu.Unlock()
 }
 
 // MarkEnabled clears this instance's own disabled mark of a key, after a successful

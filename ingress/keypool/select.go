@@ -342,6 +342,7 @@ func (p *Pool) reserve(ctx context.Context, c *candidate, model string, tokens i
 		limits: c.limits, reservation: id, maxFails: p.opts.MaxFails, failWindow: p.opts.FailWindow,
 	})
 	s := c.state
+	seq := p.callSeq.Add(1)
 	s.mu.Lock()
 	s.inflight++
 	s.inflightTok += tokens
@@ -366,7 +367,7 @@ func (p *Pool) reserve(ctx context.Context, c *candidate, model string, tokens i
 		p.addOrphan(orphan{project: c.project.id, model: model, id: id})
 		return nil, "", time.Time{}, fmt.Errorf("reserve quota of %s/%s: %w", c.project.id, model, err)
 	}
-	p.applyReply(c.state, hashes, r, now, w)
+	p.applyReply(c.state, hashes, r, now, w, seq)
 	switch r.status {
 	case statusOK:
 		if r.chosen < 0 || r.chosen >= len(c.keys) {
@@ -393,10 +394,10 @@ func (p *Pool) reserve(ctx context.Context, c *candidate, model string, tokens i
 	}
 }
 
-// applyReply stores a script reply in the view.
-func (p *Pool) applyReply(s *pairState, hashes []string, r *scriptReply, now time.Time, w window) {
+// applyReply stores the reply of the script call numbered seq in the view.
+func (p *Pool) applyReply(s *pairState, hashes []string, r *scriptReply, now time.Time, w window, seq uint64) {
 	s.mu.Lock()
-	s.apply(now, r, w.minute, w.day)
+	s.apply(now, r, w.minute, w.day, seq)
 	s.mu.Unlock()
 	for i, kf := range r.keys {
 		if i >= len(hashes) {

@@ -31,8 +31,10 @@ type pairState struct {
 	pendDay        int64 // pending reservations of day
 	cooldownUntil  time.Time
 	cooldownReason string
+	// replySeq is the number of the script call whose reply the numbers above are.
+	replySeq uint64
 
-	// Local: learnt from this instance's own outcomes.
+	// Local: learnt from this instance's own outcomes, until Valkey confirms it (apply).
 	localCooldownUntil  time.Time
 	localCooldownReason string
 
@@ -105,12 +107,28 @@ func (s *pairState) cooling(now time.Time) (time.Time, string, bool) {
 	return time.Time{}, "", false
 }
 
-// apply stores a script reply.
-func (s *pairState) apply(now time.Time, r *scriptReply, minute int64, day string) {
+// apply stores the reply of the script call numbered seq, unless the view already holds
+// the reply of a call issued later. Concurrent calls on one connection run in the order
+// they were sent, but their replies reach the view in whatever order their goroutines
+// get a CPU; under a burst an older snapshot (fewer reservations) would otherwise
+// overwrite a newer one, and a degraded pool admitting from the view would admit on
+// headroom that is gone.
+func (s *pairState) apply(now time.Time, r *scriptReply, minute int64, day string, seq uint64) {
+	if seq < s.replySeq {
+		return
+	}
+	s.replySeq = seq
 	s.seen = now
 	s.minute, s.rpm, s.tpm, s.pendReq, s.pendTok = minute, r.rpm, r.tpm, r.pendReq, r.pendTok
 	s.day, s.rpd, s.pendDay = day, r.rpd, r.pendDay
 	s.cooldownUntil, s.cooldownReason = r.cooldownUntil, r.cooldownReason
+	if !s.localCooldownUntil.IsZero() && !r.cooldownUntil.Before(s.localCooldownUntil) {
+		// Valkey has the cool-down now (the processors wrote the key-state event); the
+		// local one has done its job of bridging the event's way there. From here on
+		// Valkey's word counts, so that an operator's clear, which deletes the entry,
+		// lifts the cool-down on every replica and not only at its end.
+		s.localCooldownUntil, s.localCooldownReason = time.Time{}, ""
+	}
 }
 
 // keyState is the view of one key.
