@@ -87,7 +87,7 @@ func TestCrashMidStreamCountsOnce(t *testing.T) {
 	cfg, conn := testConfig(t)
 	ctx := testenv.Context(t)
 	bin := buildProcessors(t)
-	w := newWorkload(t, cfg, 99, 30000)
+	w := newWorkload(t, cfg, 99, 20000)
 
 	// Half the events before the processor starts, the rest while it runs.
 	half := len(w.good) / 2
@@ -107,7 +107,7 @@ func TestCrashMidStreamCountsOnce(t *testing.T) {
 		var n uint64
 		// The table appears when the processor has migrated.
 		_ = conn.QueryRow(ctx, "SELECT count() FROM request_logs").Scan(&n)
-		if n >= 6000 && n != before && n < uint64(len(w.reqs)) {
+		if n >= 4000 && n != before && n < uint64(len(w.reqs)) {
 			require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 			break
 		}

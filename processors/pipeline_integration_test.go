@@ -251,7 +251,7 @@ func TestRebalanceCountsOnce(t *testing.T) {
 	cfg, conn := testConfig(t)
 	ctx := testenv.Context(t)
 	cfg.BatchSize = 1000
-	w := newWorkload(t, cfg, 7, 30000)
+	w := newWorkload(t, cfg, 7, 20000)
 	half := len(w.good) / 2
 	chtest.Produce(t, cfg.KafkaBrokers, w.good[:half])
 
@@ -279,7 +279,7 @@ func TestRebalanceCountsOnce(t *testing.T) {
 		defer close(produced)
 		chtest.Produce(t, cfg.KafkaBrokers, append(w.bad, w.good[half:]...))
 	}()
-	waitRows(12000)
+	waitRows(9000)
 	require.NoError(t, stopA())
 	<-produced
 	waitCommitted(t, cfg, 90*time.Second)

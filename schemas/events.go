@@ -290,9 +290,8 @@ func (e *KeyStateEvent) Validate() error {
 		errs = append(errs, fmt.Errorf("version %d not in 1..%d", e.V, KeyStateVersion))
 	}
 	errs = append(errs, validateCommon(e.EventID, e.TimeMs))
-	if e.Project == "" {
-		errs = append(errs, errors.New("project is empty"))
-	}
+	// The project becomes part of Valkey keys and their hash tag.
+	errs = append(errs, ValidateProject(e.Project))
 	switch e.Kind {
 	case KindCooldown:
 		if e.Model == "" || e.UntilMs <= 0 {
@@ -328,11 +327,18 @@ type AuditEvent struct {
 	Result string            `json:"result"`
 }
 
+// RecordKey is the Kafka record key of the event: the action, so one action's history
+// stays in order (the topic has one partition by default anyway).
+func (e *AuditEvent) RecordKey() string { return e.Action }
+
 // Validate checks the invariants processors rely on.
 func (e *AuditEvent) Validate() error {
 	var errs []error
 	if e.Type != TypeAudit {
 		errs = append(errs, fmt.Errorf("type %q is not %q", e.Type, TypeAudit))
+	}
+	if e.V < 1 || e.V > AuditVersion {
+		errs = append(errs, fmt.Errorf("version %d not in 1..%d", e.V, AuditVersion))
 	}
 	errs = append(errs, validateCommon(e.EventID, e.TimeMs))
 	if e.Action == "" {

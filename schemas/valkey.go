@@ -94,7 +94,7 @@ func (k Keys) Applied(project, eventID string) string {
 	return k.tag(project) + "applied:" + eventID
 }
 
-// ProjectPattern matches every key of one project (for SCAN).
+// ProjectGlob matches every key of one project (for SCAN).
 func (k Keys) ProjectGlob(project string) string { return k.tag(project) + "*" }
 
 // AllGlob matches every key under the prefix (for SCAN).
