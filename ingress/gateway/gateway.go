@@ -246,6 +246,8 @@ func (g *Gateway) requestID(c *gin.Context) {
 	}
 	c.Set(ctxRequestID, id)
 	c.Header("X-Request-Id", id)
+	// Anthropic's SDKs read the request id of an error from "request-id".
+	c.Header("Request-Id", id)
 	c.Next()
 }
 

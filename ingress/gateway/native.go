@@ -40,11 +40,7 @@ func (g *Gateway) geminiCall(c *gin.Context) {
 	}
 	x := g.begin(c, schemas.ClientGemini, endpointFor(method))
 	defer x.finish()
-	p, ok := g.authenticate(c)
-	if !ok {
-		return
-	}
-	body, ok := g.readBody(c)
+	p, body, ok := g.admitRequest(c)
 	if !ok {
 		return
 	}
@@ -74,8 +70,15 @@ func (g *Gateway) geminiCall(c *gin.Context) {
 		g.writeUpstreamFailure(c, resp, isPassthrough(p))
 		return
 	}
-	if pr, ok := upstream.Probe(resp.Body); ok {
-		x.setUsage(pr.Usage)
+	switch method {
+	case methodEmbed, methodBatchEmbed:
+		// Gemini's embed answers carry no usage: the estimate is what is recorded, as
+		// for OpenAI embeddings.
+		x.setUsage(&schemas.Usage{Prompt: call.EstimatedTokens, Total: call.EstimatedTokens})
+	default:
+		if pr, ok := upstream.Probe(resp.Body); ok {
+			x.setUsage(pr.Usage)
+		}
 	}
 	if !x.emitOrRefuse(http.StatusOK, int64(len(resp.Body))) {
 		return

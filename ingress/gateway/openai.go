@@ -41,11 +41,7 @@ func writeRaw(c *gin.Context, status int, body []byte) {
 func (g *Gateway) openAIChat(c *gin.Context) {
 	x := g.begin(c, schemas.ClientOpenAI, "/v1/chat/completions")
 	defer x.finish()
-	p, ok := g.authenticate(c)
-	if !ok {
-		return
-	}
-	body, ok := g.readBody(c)
+	p, body, ok := g.admitRequest(c)
 	if !ok {
 		return
 	}
@@ -58,80 +54,25 @@ func (g *Gateway) openAIChat(c *gin.Context) {
 	if !ok || !g.allowModel(c, p, model) {
 		return
 	}
-	x.ev.Stream = req.Stream
 	greq, err := req.ToGemini(openai.ToGeminiOptions{MaxN: g.cfg.MaxN})
 	if err != nil {
 		writeOpenAIError(c, err)
 		return
 	}
-	gbody, err := json.Marshal(greq)
-	if err != nil {
-		writeError(c, http.StatusInternalServerError, "encode upstream request")
-		return
-	}
-	resp, ok := g.send(c, &upstream.Call{
-		Model: model, Method: methodGenerate, Body: gbody, Stream: req.Stream,
-		EstimatedTokens: estimateTokens(gbody), Subset: p.Keys, RequestID: x.ev.RequestID,
-	})
-	if !ok {
-		return
-	}
 	meta := openai.ResponseMeta{ID: "chatcmpl-" + x.ev.RequestID, Created: x.start.Unix(), Model: req.Model}
-	if resp.Stream != nil {
-		g.pumpStream(c, x, resp.Stream, &openAIStream{t: openai.NewStreamTranslator(meta, req.IncludeUsage())})
-		return
-	}
-	if resp.Status != http.StatusOK {
-		g.writeUpstreamFailure(c, resp, isPassthrough(p))
-		return
-	}
-	var gr gemini.GenerateContentResponse
-	if err := json.Unmarshal(resp.Body, &gr); err != nil {
-		writeError(c, http.StatusBadGateway, "the Gemini API returned a malformed response")
-		return
-	}
-	if gr.UsageMetadata != nil {
-		u := upstream.UsageFrom(gr.UsageMetadata)
-		x.setUsage(&u)
-	}
-	out, err := json.Marshal(openai.FromGemini(&gr, meta))
-	if err != nil {
-		writeError(c, http.StatusInternalServerError, "encode response")
-		return
-	}
-	writeRaw(c, http.StatusOK, out)
-}
-
-// openAIStream adapts the OpenAI stream translator to the pump.
-type openAIStream struct {
-	t *openai.StreamTranslator
-}
-
-func (s *openAIStream) contentType() string { return "text/event-stream" }
-func (s *openAIStream) begin() []byte       { return nil }
-
-func (s *openAIStream) event(raw []byte) ([]byte, *schemas.Usage, error) {
-	var gr gemini.GenerateContentResponse
-	if err := json.Unmarshal(raw, &gr); err != nil {
-		return nil, nil, errMalformedChunk
-	}
-	out, err := s.t.Chunk(&gr)
-	if err != nil {
-		return nil, nil, err
-	}
-	var u *schemas.Usage
-	if gr.UsageMetadata != nil {
-		v := upstream.UsageFrom(gr.UsageMetadata)
-		u = &v
-	}
-	return out, u, nil
-}
-
-func (s *openAIStream) end(cause string) []byte {
-	if cause != "" {
-		return openai.ErrorEvent(openai.NewError(http.StatusBadGateway, openai.TypeServer, "", "", "The upstream stream was interrupted before it finished."))
-	}
-	return s.t.Finish()
+	st := openai.NewStreamTranslator(meta, req.IncludeUsage())
+	g.generate(c, x, p, model, greq, req.Stream, translation{
+		chunk: st.Chunk,
+		end: func(cause string) []byte {
+			if cause != "" {
+				return openai.ErrorEvent(openai.NewError(http.StatusBadGateway, openai.TypeServer, "", "", "The upstream stream was interrupted before it finished."))
+			}
+			return st.Finish()
+		},
+		whole: func(gr *gemini.GenerateContentResponse) ([]byte, error) {
+			return json.Marshal(openai.FromGemini(gr, meta))
+		},
+	})
 }
 
 // openAIEmbeddings serves POST /v1/embeddings: one input is an embedContent call,
@@ -139,11 +80,7 @@ func (s *openAIStream) end(cause string) []byte {
 func (g *Gateway) openAIEmbeddings(c *gin.Context) {
 	x := g.begin(c, schemas.ClientOpenAI, "/v1/embeddings")
 	defer x.finish()
-	p, ok := g.authenticate(c)
-	if !ok {
-		return
-	}
-	body, ok := g.readBody(c)
+	p, body, ok := g.admitRequest(c)
 	if !ok {
 		return
 	}

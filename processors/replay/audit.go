@@ -61,7 +61,7 @@ func (a *Auditor) Record(ctx context.Context, actor, action, target string, para
 	if err != nil {
 		return nil, fmt.Errorf("encode audit event: %w", err)
 	}
-	msg := kafka.Message{Key: []byte(target), Value: b, Headers: []kafka.Header{
+	msg := kafka.Message{Key: []byte(e.RecordKey()), Value: b, Headers: []kafka.Header{
 		{Key: schemas.HeaderEventType, Value: []byte(schemas.TypeAudit)},
 		{Key: schemas.HeaderEventVersion, Value: []byte(strconv.Itoa(schemas.AuditVersion))},
 	}}

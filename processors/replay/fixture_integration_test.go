@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,8 @@ func newFixture(t *testing.T, clickhouse bool) *fixture {
 		Audit:    testenv.Topic(t, "replay_audit", 1),
 	}
 	f.vk, f.prefix = testenv.Valkey(t)
+	// The fresh prefixes of this test's replays ("<prefix minus ':'>-replay-<id>:").
+	t.Cleanup(func() { testenv.DeleteKeys(f.vk, strings.TrimSuffix(f.prefix, ":")+"-replay-*") })
 	if clickhouse {
 		f.ch, f.db = testenv.ClickHouse(t)
 		require.NoError(t, chddl.Migrate(f.ctx, f.ch, chddl.Options{Database: f.db, RetentionDays: 30, StatsRetentionDays: 730}))
