@@ -38,6 +38,11 @@ func (a *app) revalidate(ctx context.Context) {
 		a.log.Warn("list disabled keys", "err", err)
 	}
 	for _, d := range disabled {
+		if d.Reason == schemas.ReasonOperator {
+			// An operator's disable holds until an operator enables the key: a key
+			// that works is not a reason to undo a decision made for other reasons.
+			continue
+		}
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		f, err := a.up.CheckKey(pctx, d.Key.Secret().Reveal(), revalidateModel)
 		cancel()
