@@ -62,14 +62,16 @@
 //
 // # When Valkey is down: fail-open within local limits
 //
-// A reservation call that fails or exceeds Options.Timeout (1s) marks the pool
+// A reservation call that fails or exceeds Options.Timeout (250ms) marks the pool
 // degraded (Degraded, metric gca_ingress_keypool_degraded). Select then admits from
 // the view: Valkey's last numbers for the pair, plus this instance's reservation calls
 // still awaiting a reply and those that failed (they may have been applied), plus its
 // admissions since the outage began, never beyond the limits; such leases have
-// Local set and no reservation. The refresh probes Valkey every RefreshInterval and
-// ends the degraded period when it answers; reservations that could not be deleted
-// are deleted then. During an outage each replica admits up to the limit minus what it
+// Local set and a reservation id but no entry in Valkey yet. The refresh probes Valkey
+// every RefreshInterval and ends the degraded period when it answers: it first writes
+// the local leases that may still be uncounted into the pending hashes (handover.go),
+// so that Valkey never admits their headroom a second time, then deletes the
+// reservations that could not be deleted before. During an outage each replica admits up to the limit minus what it
 // last saw, so over-admission is bounded by (replicas − 1) × limit per window (minute
 // for RPM/TPM, Pacific day for RPD), plus whatever the other replicas reserved between
 // this one's last look and the outage. Set Timeout well above Valkey's p99: a timeout

@@ -27,8 +27,8 @@ type Options struct {
 	// call that exceeds it counts as Valkey being unreachable: the pool turns degraded
 	// and selects from its local view. It times the call as the caller sees it, which
 	// includes waiting for a CPU: under a burst on a busy ingress that alone reaches
-	// 100 ms while Valkey answers in microseconds, so the default leaves room for it.
-	// Default 1s.
+	// 100 ms while Valkey answers in microseconds, so the default leaves room for it
+	// (the ingress's GCA_VALKEY_TIMEOUT has the same default). Default 250ms.
 	Timeout time.Duration
 	// RefreshInterval is the period of the background refresh of the view (Run), which
 	// is also how often a degraded pool probes Valkey. Default 1s.
@@ -69,7 +69,7 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("strategy %q unknown: use %s, %s or %s", o.Strategy, MostHeadroom, RoundRobin, Weighted)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = time.Second
+		o.Timeout = 250 * time.Millisecond
 	}
 	if o.RefreshInterval <= 0 {
 		o.RefreshInterval = time.Second
@@ -143,6 +143,11 @@ type Pool struct {
 
 	orphansMu sync.Mutex
 	orphans   []orphan
+
+	// local holds the local leases of the current outage until Valkey has them
+	// (handover.go), by reservation id.
+	localMu sync.Mutex
+	local   map[string]localLease
 }
 
 // orphan is a reservation that must be deleted but could not be (Valkey was down, or a

@@ -114,7 +114,19 @@ func (p *Pool) Refresh(parent context.Context) error {
 		}
 		return fmt.Errorf("refresh %d pairs: %w", len(calls), err)
 	}
+	if p.degraded.Load() {
+		// Valkey answers again: it must hold the outage's local admissions before
+		// reservations rely on it alone.
+		if err := p.handOver(ctx, now); err != nil {
+			p.metrics.valkeyErrors.WithLabelValues("refresh").Inc()
+			return err
+		}
+	}
 	p.clearDegraded()
+	// Leases granted by selections that saw the pool still degraded.
+	if err := p.handOver(ctx, now); err != nil {
+		p.log.Warn("hand local admissions over to valkey", "err", err)
+	}
 	return p.flushOrphans(ctx)
 }
 

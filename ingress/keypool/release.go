@@ -168,7 +168,11 @@ func (p *Pool) Release(ctx context.Context, l *Lease, o Outcome) error {
 	}
 	ks.mu.Unlock()
 
-	if o.Counted || l.Local || l.Reservation == "" {
+	if l.Local && p.endLocal(l.Reservation, o.Counted, now) {
+		// Not in Valkey yet: the handover writes it, or not at all if uncounted.
+		return nil
+	}
+	if o.Counted || l.Reservation == "" {
 		return nil
 	}
 	// Delete even when the caller's context is cancelled (the client went away): the

@@ -32,9 +32,9 @@ type Lease struct {
 	Key *Key
 	// Model is the normalized model.
 	Model string
-	// Reservation is the id of the pending entry made in Valkey; it goes into the
-	// request event's Attempt.Reservation so the processor that counts the attempt
-	// deletes it. Empty for a Local lease.
+	// Reservation is the id of the pending entry made in Valkey (for a Local lease,
+	// made when Valkey answers again: handover.go); it goes into the request event's
+	// Attempt.Reservation so the processor that counts the attempt deletes it.
 	Reservation string
 	// Local is set when the lease was granted without Valkey (fail-open): the pool
 	// was degraded and the project had headroom in the local view.
@@ -437,5 +437,8 @@ func (p *Pool) admitLocal(c *candidate, model string, tokens int64, now time.Tim
 		return nil, status, until
 	}
 	s.addOff(epoch, minute, day, tokens)
-	return &Lease{Key: c.keys[0], Model: model, Local: true, EstimatedTokens: tokens, At: now, epoch: epoch}, statusOK, time.Time{}
+	id := p.newReservationID()
+	p.addLocal(id, localLease{project: c.project.id, model: model, minute: minute, tokens: tokens,
+		expiresMs: schemas.MinuteCounterExpiry(now).UnixMilli()})
+	return &Lease{Key: c.keys[0], Model: model, Reservation: id, Local: true, EstimatedTokens: tokens, At: now, epoch: epoch}, statusOK, time.Time{}
 }
