@@ -197,6 +197,10 @@ func wire(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		ResponseCacheSize: cfg.ResponseCacheSize, ResponseCacheTTL: cfg.ResponseCacheTTL,
 	}, gateway.Deps{
 		Upstream: a.up, Auth: auth, Publisher: a.pub, Models: models, Admin: admin,
+		UpstreamHealth: gateway.NewUpstreamHealth(func(ctx context.Context) error {
+			_, err := a.up.ListModels(ctx, pool.AnyKey())
+			return err
+		}, 5*time.Minute, nil),
 		Checks: checks, Registry: reg, Logger: log,
 	})
 	if err != nil {

@@ -49,6 +49,8 @@ type AdminDeps struct {
 // the processors apply it and a replay of the topic reproduces it.
 type Admin struct {
 	d AdminDeps
+	// keyMetrics is the seed's key-metrics cache: the per-key summary, 10 minutes.
+	keyMetrics *cache.Cache[[]keypool.KeyState]
 }
 
 // NewAdmin returns the admin API.
@@ -60,12 +62,13 @@ func NewAdmin(d AdminDeps) *Admin {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	d.Logger = d.Logger.With("component", "admin")
-	return &Admin{d: d}
+	return &Admin{d: d, keyMetrics: cache.New[[]keypool.KeyState]("key_metrics", 1, 10*time.Minute, d.Now)}
 }
 
 func (a *Admin) routes(r *gin.RouterGroup) {
 	r.Use(a.guard)
 	r.GET("/keys", a.listKeys)
+	r.GET("/keys/metrics", a.keyMetricsSummary)
 	r.POST("/keys", a.addKey)
 	r.DELETE("/keys/:hash", a.removeKey)
 	r.POST("/keys/:hash/disable", a.disableKey)
@@ -103,6 +106,24 @@ func (a *Admin) listKeys(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"keys": states})
+}
+
+// keyMetricsSummary serves the keys' state from a cache refreshed at most every 10
+// minutes (?refresh=1 forces it): for dashboards that poll, where /admin/keys is the
+// live view for an operator.
+func (a *Admin) keyMetricsSummary(c *gin.Context) {
+	const key = "all"
+	states, ok := a.keyMetrics.Get(key)
+	if !ok || c.Query("refresh") == "1" {
+		var err error
+		states, err = a.d.Pool.KeyStates(c.Request.Context())
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "read live state: "+err.Error())
+			return
+		}
+		a.keyMetrics.Set(key, states)
+	}
+	c.JSON(http.StatusOK, gin.H{"keys": states, "cache": a.keyMetrics.Stats()})
 }
 
 // publishKeyState records an operator's change to a key or pair.

@@ -95,11 +95,13 @@ type Deps struct {
 	Auth      Authenticator
 	Publisher Publisher
 	Models    *ModelCatalog
-	Admin     *Admin
-	Checks    *health.Checks
-	Registry  *prometheus.Registry
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// UpstreamHealth, when set, is reported by readiness as a degraded check.
+	UpstreamHealth *UpstreamHealth
+	Admin          *Admin
+	Checks         *health.Checks
+	Registry       *prometheus.Registry
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Gateway serves the client protocols.
@@ -116,6 +118,7 @@ type Gateway struct {
 	now       func() time.Time
 	metrics   *metrics
 	respCache *responseCache
+	upHealth  *UpstreamHealth
 	engine    *gin.Engine
 }
 
@@ -139,6 +142,10 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		checks: d.Checks, reg: d.Registry, log: d.Logger.With("component", "gateway"), now: d.Now,
 		metrics: newMetrics(d.Registry),
 	}
+	if d.UpstreamHealth != nil {
+		g.upHealth = d.UpstreamHealth
+		g.checks.AddDegraded("upstream", d.UpstreamHealth.Check)
+	}
 	if cfg.ResponseCacheSize > 0 {
 		g.respCache = newResponseCache(cfg.ResponseCacheSize, cfg.ResponseCacheTTL, d.Now)
 	}
@@ -161,6 +168,12 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 // metrics).
 func (g *Gateway) CacheStats() []cache.Stats {
 	out := []cache.Stats{g.models.Stats()}
+	if g.upHealth != nil {
+		out = append(out, g.upHealth.Stats())
+	}
+	if g.admin != nil {
+		out = append(out, g.admin.keyMetrics.Stats())
+	}
 	if g.respCache != nil {
 		out = append(out, g.respCache.Stats())
 	}
