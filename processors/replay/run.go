@@ -56,6 +56,11 @@ func Run(ctx context.Context, opts Options) (Stats, error) {
 	}
 	r := &replayer{opts: opts, log: opts.Logger.With("replay", opts.ID), broker: newBroker(opts.Brokers)}
 	st, err := r.run(ctx, started)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// A cancellation surfaces as whatever the write in flight saw (a closed
+		// connection); say it was the cancellation.
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
 	if err != nil && opts.Into == IntoFresh {
 		if opts.KeepOnAbort {
 			return st, fmt.Errorf("%w (the fresh state is kept: remove it with `processors replay drop -id %s`)", err, opts.ID)
