@@ -23,7 +23,9 @@ import (
 //	<prefix>{<project>}:health:<keyhash>            HASH   ok_ms, fail_ms, fail_kind, lat_n, lat_sum_ms
 //	<prefix>{<project>}:fails:<keyhash>             ZSET   failures since the last success (score ts_ms)
 //	<prefix>{<project>}:applied:<event-id>          STRING "1", marks an event applied to this project
-//	<prefix>{<project>}:pending:<model>             HASH   reservation id -> "<unix-minute>:<tokens>:<expires-ms>"
+//	<prefix>{<project>}:pending:<model>             HASH   reservation id -> "<unix-minute>:<tokens>:<expires-ms>:<YYYYMMDD>"
+//	<prefix>{<project>}:pending:<model>:m:<minute>  HASH   r, t: the minute's pending requests and tokens
+//	<prefix>{<project>}:pending:<model>:d:<day>     STRING the Pacific day's pending requests
 //
 // The pending hash is the one thing the ingress writes: when it picks a key it reserves
 // quota there, atomically with the check against the counters (a Lua script), so
@@ -32,6 +34,13 @@ import (
 // is always seen exactly once: pending before, counted after. A reservation whose event
 // never arrives (the ingress crashed, or Kafka is down) stops counting at its expiry, the
 // end of its minute plus MinuteCounterGrace.
+//
+// The two aggregates keep the running totals of the pending entries per minute and per
+// Pacific day, so a reservation reads two small keys instead of parsing the whole hash
+// (which holds every request in flight or not yet counted). Reserving increments them;
+// settling a reservation (SettleReservationLua) deletes the entry and decrements them.
+// They expire with their window; the day total of a reservation that is never settled
+// stays until the day ends, which errs on the side of admitting less.
 //
 // Expiry is absolute (PEXPIREAT) and computed from event time only, so replaying the
 // same events at another moment yields the same keys with the same expiry; keys whose
@@ -88,6 +97,39 @@ func (k Keys) Fails(project, keyHash string) string {
 func (k Keys) Pending(project, model string) string {
 	return k.tag(project) + "pending:" + model
 }
+
+// PendingMinute is the running total of (project, model)'s reservations of a minute.
+func (k Keys) PendingMinute(project, model string, minute int64) string {
+	return k.Pending(project, model) + ":m:" + strconv.FormatInt(minute, 10)
+}
+
+// PendingDay is the running total of (project, model)'s reservations of a Pacific day.
+func (k Keys) PendingDay(project, model, day string) string {
+	return k.Pending(project, model) + ":d:" + day
+}
+
+// SettleReservationLua defines settle(hash, id): it deletes reservation id from the
+// pending hash and takes it out of the minute and day totals (which are built from the
+// hash key's name), when it is still there. Settling twice changes nothing. A total that
+// has expired is not recreated. Both the processors (when they count an attempt) and the
+// ingress (when an attempt consumed no quota) settle with it, inside their own scripts.
+const SettleReservationLua = `
+local function settle(hash, id)
+  local v = redis.call('HGET', hash, id)
+  if not v then return 0 end
+  redis.call('HDEL', hash, id)
+  local m, t, _, d = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+  if m == nil then return 1 end
+  local mk = hash .. ':m:' .. m
+  if redis.call('EXISTS', mk) == 1 then
+    redis.call('HINCRBY', mk, 'r', -1)
+    redis.call('HINCRBY', mk, 't', -tonumber(t))
+  end
+  local dk = hash .. ':d:' .. d
+  if redis.call('EXISTS', dk) == 1 then redis.call('DECR', dk) end
+  return 1
+end
+`
 
 // Applied marks an event as applied to the project's counters.
 func (k Keys) Applied(project, eventID string) string {

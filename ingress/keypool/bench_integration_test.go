@@ -57,7 +57,7 @@ func BenchmarkSelectRelease(b *testing.B) {
 				if counted {
 					// The processor counts the attempt and deletes its reservation.
 					b.StopTimer()
-					e.client.Do(ctx, e.client.B().Hdel().Key(e.keys.Pending(l.Key.Project(), model)).Field(l.Reservation).Build())
+					e.count(b, l, 0)
 					b.StartTimer()
 				}
 			}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/geminicodeapi/gca/schemas"
 )
 
 // Handing local admissions over to Valkey.
@@ -97,17 +99,17 @@ func (p *Pool) handOver(ctx context.Context, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	cmds := make(valkey.Commands, 0, 2*len(ids))
+	execs := make([]valkey.LuaExec, len(ids))
 	for i, l := range leases {
-		key := p.keys.Pending(l.project, l.model)
-		v := strconv.FormatInt(l.minute, 10) + ":" + strconv.FormatInt(l.tokens, 10) + ":" + strconv.FormatInt(l.expiresMs, 10)
-		cmds = append(cmds,
-			p.client.B().Hset().Key(key).FieldValue().FieldValue(ids[i], v).Build(),
-			// As the reservation script does: the hash outlives its newest entry.
-			p.client.B().Pexpire().Key(key).Milliseconds(180000).Build(),
-		)
+		at := time.Unix(l.minute*60, 0)
+		day := schemas.PacificDay(at)
+		execs[i] = valkey.LuaExec{
+			Keys: []string{p.keys.Pending(l.project, l.model), p.keys.PendingMinute(l.project, l.model, l.minute), p.keys.PendingDay(l.project, l.model, day)},
+			Args: []string{ids[i], pendingEntry(l.minute, l.tokens, l.expiresMs, day), strconv.FormatInt(l.tokens, 10),
+				strconv.FormatInt(l.expiresMs, 10), strconv.FormatInt(schemas.DayCounterExpiry(at).UnixMilli(), 10)},
+		}
 	}
-	for _, r := range p.client.DoMulti(ctx, cmds...) {
+	for _, r := range p.handoverScript.ExecMulti(ctx, p.client, execs...) {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("hand %d local admissions over to valkey: %w", len(ids), err)
 		}

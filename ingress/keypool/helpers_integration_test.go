@@ -131,18 +131,36 @@ func (e *env) count(t testing.TB, l *keypool.Lease, tokens int64) {
 	t.Helper()
 	p, m := l.Key.Project(), l.Model
 	at := l.At
+	res := countScript.Exec(context.Background(), e.client,
+		[]string{e.keys.Pending(p, m), e.keys.MinuteRequests(p, m, schemas.MinuteOf(at)),
+			e.keys.MinuteTokens(p, m, schemas.MinuteOf(at)), e.keys.DayRequests(p, m, schemas.PacificDay(at))},
+		[]string{l.Reservation, strconv.FormatInt(tokens, 10)})
+	require.NoError(t, res.Error())
+}
+
+// countScript is what the processors' counting script does for one attempt: the
+// counters up, the reservation settled (schemas.SettleReservationLua), atomically.
+var countScript = valkey.NewLuaScript(schemas.SettleReservationLua + `
+redis.call('INCR', KEYS[2])
+redis.call('INCRBY', KEYS[3], ARGV[2])
+redis.call('INCR', KEYS[4])
+return settle(KEYS[1], ARGV[1])
+`)
+
+// reserveElsewhere records n reservations of one token each, in the current minute,
+// as another replica's reservation script would.
+func (e *env) reserveElsewhere(t testing.TB, project string, n int) {
+	t.Helper()
+	now := e.clock.Now()
+	minute, day := schemas.MinuteOf(now), schemas.PacificDay(now)
 	ctx := context.Background()
-	res := e.client.DoMulti(ctx,
-		e.client.B().Multi().Build(),
-		e.client.B().Incr().Key(e.keys.MinuteRequests(p, m, schemas.MinuteOf(at))).Build(),
-		e.client.B().Incrby().Key(e.keys.MinuteTokens(p, m, schemas.MinuteOf(at))).Increment(tokens).Build(),
-		e.client.B().Incr().Key(e.keys.DayRequests(p, m, schemas.PacificDay(at))).Build(),
-		e.client.B().Hdel().Key(e.keys.Pending(p, m)).Field(l.Reservation).Build(),
-		e.client.B().Exec().Build(),
-	)
-	for _, r := range res {
-		require.NoError(t, r.Error())
+	for i := 0; i < n; i++ {
+		v := strconv.FormatInt(minute, 10) + ":1:" + strconv.FormatInt(schemas.MinuteCounterExpiry(now).UnixMilli(), 10) + ":" + day
+		require.NoError(t, e.client.Do(ctx, e.client.B().Hset().Key(e.keys.Pending(project, model)).FieldValue().FieldValue("other-"+strconv.Itoa(i), v).Build()).Error())
 	}
+	require.NoError(t, e.client.Do(ctx, e.client.B().Hincrby().Key(e.keys.PendingMinute(project, model, minute)).Field("r").Increment(int64(n)).Build()).Error())
+	require.NoError(t, e.client.Do(ctx, e.client.B().Hincrby().Key(e.keys.PendingMinute(project, model, minute)).Field("t").Increment(int64(n)).Build()).Error())
+	require.NoError(t, e.client.Do(ctx, e.client.B().Incrby().Key(e.keys.PendingDay(project, model, day)).Increment(int64(n)).Build()).Error())
 }
 
 func (e *env) set(t testing.TB, key string, value string, expireAt time.Time) {

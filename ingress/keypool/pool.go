@@ -117,6 +117,10 @@ type Pool struct {
 	log     *slog.Logger
 	metrics *metrics
 	script  *valkey.Lua
+	// settleScript and handoverScript maintain the pending reservations outside the
+	// reservation script (pending.go).
+	settleScript   *valkey.Lua
+	handoverScript *valkey.Lua
 
 	set  atomic.Pointer[keySet]
 	view *view
@@ -165,14 +169,16 @@ func New(client valkey.Client, cfg *Config, opts Options) (*Pool, error) {
 		return nil, fmt.Errorf("key pool config: %w", err)
 	}
 	p := &Pool{
-		client:  client,
-		keys:    schemas.Keys{Prefix: opts.Prefix},
-		opts:    opts,
-		log:     opts.Logger.With("component", "keypool"),
-		metrics: newMetrics(opts.Registerer),
-		script:  valkey.NewLuaScript(reserveLua),
-		view:    newView(),
-		models:  map[string]time.Time{},
+		client:         client,
+		keys:           schemas.Keys{Prefix: opts.Prefix},
+		opts:           opts,
+		log:            opts.Logger.With("component", "keypool"),
+		metrics:        newMetrics(opts.Registerer),
+		script:         valkey.NewLuaScript(reserveLua),
+		settleScript:   valkey.NewLuaScript(settleLua),
+		handoverScript: valkey.NewLuaScript(handoverLua),
+		view:           newView(),
+		models:         map[string]time.Time{},
 	}
 	set := newKeySet(cfg)
 	p.set.Store(set)

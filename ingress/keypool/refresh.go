@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/valkey-io/valkey-go"
 )
 
 // Run refreshes the view every RefreshInterval until ctx ends. While the pool is
@@ -139,16 +137,7 @@ func (p *Pool) flushOrphans(ctx context.Context) error {
 	if len(orphans) == 0 {
 		return nil
 	}
-	cmds := make(valkey.Commands, 0, len(orphans))
-	for _, o := range orphans {
-		cmds = append(cmds, p.client.B().Hdel().Key(p.keys.Pending(o.project, o.model)).Field(o.id).Build())
-	}
-	var failed []orphan
-	for i, r := range p.client.DoMulti(ctx, cmds...) {
-		if r.Error() != nil {
-			failed = append(failed, orphans[i])
-		}
-	}
+	failed, _ := p.settle(ctx, orphans)
 	for _, o := range failed {
 		p.addOrphan(o)
 	}

@@ -180,11 +180,12 @@ func (p *Pool) Release(ctx context.Context, l *Lease, o Outcome) error {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.Timeout)
 	defer cancel()
 	start := time.Now()
-	err := p.client.Do(tctx, p.client.B().Hdel().Key(p.keys.Pending(k.project.id, l.Model)).Field(l.Reservation).Build()).Error()
+	o2 := orphan{project: k.project.id, model: l.Model, id: l.Reservation}
+	_, err := p.settle(tctx, []orphan{o2})
 	p.metrics.scriptSeconds.WithLabelValues("release").Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.metrics.valkeyErrors.WithLabelValues("release").Inc()
-		p.addOrphan(orphan{project: k.project.id, model: l.Model, id: l.Reservation})
+		p.addOrphan(o2)
 		p.setDegraded(err)
 		return fmt.Errorf("delete reservation %s of %s/%s: %w", l.Reservation, k.project.id, l.Model, err)
 	}

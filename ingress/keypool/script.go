@@ -25,7 +25,9 @@ import (
 //	3  rpd counter of the Pacific day  schemas.Keys.DayRequests
 //	4  pending reservations            schemas.Keys.Pending
 //	5  cool-down entry                 schemas.Keys.Cooldown
-//	4+2i, 5+2i  for the i-th candidate key (i = 1..n, in the caller's preferred order):
+//	6  pending total of the minute     schemas.Keys.PendingMinute
+//	7  pending total of the day        schemas.Keys.PendingDay
+//	6+2i, 7+2i  for the i-th candidate key (i = 1..n, in the caller's preferred order):
 //	   its blacklist entry and its failures ZSET (schemas.Keys.Blacklist, .Fails)
 //
 // ARGV
@@ -35,10 +37,15 @@ import (
 //	7 estimated input tokens   8 reservation id ("" = only read: the refresh and the admin API)
 //	9 expiry of the reservation (Unix ms: end of the minute + schemas.MinuteCounterGrace)
 //	10 failures that open a key's circuit (0 = never)  11 the failure window (ms)
+//	12 the Pacific day (YYYYMMDD)   13 expiry of the day total (Unix ms)
 //
-// Pending entries are "<minute>:<tokens>:<expires-ms>". Those of the current minute
-// count toward RPM and TPM, those since the day began toward RPD; expired or malformed
-// entries are deleted.
+// Pending entries are "<minute>:<tokens>:<expires-ms>:<day>". The pending requests and
+// tokens of the minute and the pending requests of the day are read from their running
+// totals (two small keys), not by parsing the hash: it holds every request not yet
+// counted, thousands when the processors lag. Settling an entry (the processors when
+// they count it, the ingress when the attempt consumed nothing) takes it out of the
+// totals; see schemas.SettleReservationLua. When the hash grows past a few thousand
+// entries, those expired ten minutes ago (whose events never came) are dropped.
 //
 // Reply: {status, chosen, rpm, tpm, rpd, pending_req, pending_tok, pending_day,
 // cooldown_until_ms, cooldown_reason, key_flags, extras}
@@ -51,7 +58,7 @@ import (
 //	             open; a reservation stops at the first usable key, a read examines all
 //	extras       for each "b", the blacklist entry (JSON); for each "c", when the circuit
 //	             closes (Unix ms), in key order
-const reserveLua = `
+const reserveLua = addPendingLua + `
 local now = tonumber(ARGV[1])
 local minute = tonumber(ARGV[2])
 local daystart = tonumber(ARGV[3])
@@ -68,22 +75,10 @@ local tpm = tonumber(v[2] or 0) or 0
 local rpd = tonumber(v[3] or 0) or 0
 local cd = v[4]
 
-local pr, pt, pd = 0, 0, 0
-local h = redis.call('HGETALL', KEYS[4])
-local dead = {}
-for i = 1, #h, 2 do
-  local m, t, e = string.match(h[i+1], '^(%d+):(%d+):(%d+)$')
-  if m == nil or tonumber(e) <= now then
-    dead[#dead+1] = h[i]
-  else
-    m = tonumber(m)
-    if m == minute then pr = pr + 1; pt = pt + tonumber(t) end
-    if m >= daystart then pd = pd + 1 end
-  end
-end
-for i = 1, #dead, 1000 do
-  redis.call('HDEL', KEYS[4], unpack(dead, i, math.min(i + 999, #dead)))
-end
+local pm = redis.call('HMGET', KEYS[6], 'r', 't')
+local pr = math.max(0, tonumber(pm[1] or 0) or 0)
+local pt = math.max(0, tonumber(pm[2] or 0) or 0)
+local pd = math.max(0, tonumber(redis.call('GET', KEYS[7]) or 0) or 0)
 
 local cdu, cdr = 0, ''
 if cd then
@@ -105,19 +100,19 @@ elseif lrpm > 0 and rpm + pr + 1 > lrpm then status = 'rpm'
 elseif ltpm > 0 and tpm + pt + tokens > ltpm then status = 'tpm'
 end
 
-local n = (#KEYS - 5) / 2
+local n = (#KEYS - 7) / 2
 local flags, extras, chosen = {}, {}, 0
 if status == 'ok' or peek then
   for i = 1, n do
     local f = '.'
-    local bl = redis.call('GET', KEYS[4 + 2*i])
+    local bl = redis.call('GET', KEYS[6 + 2*i])
     if bl then
       f = 'b'; extras[#extras+1] = bl
     elseif maxfails > 0 then
       local since = now - window
-      local c = redis.call('ZCOUNT', KEYS[5 + 2*i], since, '+inf')
+      local c = redis.call('ZCOUNT', KEYS[7 + 2*i], since, '+inf')
       if c >= maxfails then
-        local r = redis.call('ZRANGEBYSCORE', KEYS[5 + 2*i], since, '+inf', 'WITHSCORES', 'LIMIT', c - maxfails, 1)
+        local r = redis.call('ZRANGEBYSCORE', KEYS[7 + 2*i], since, '+inf', 'WITHSCORES', 'LIMIT', c - maxfails, 1)
         f = 'c'; extras[#extras+1] = tostring(math.floor(tonumber(r[2]) + window))
       end
     end
@@ -131,12 +126,19 @@ if status == 'ok' or peek then
 end
 
 if status == 'ok' and not peek then
-  redis.call('HSET', KEYS[4], id, ARGV[2] .. ':' .. ARGV[7] .. ':' .. ARGV[9])
-  -- The hash outlives its newest entry, which expires at most two minutes from now
-  -- (end of minute + grace): every reservation pushes its TTL to three minutes on the
-  -- server's clock, a minute of margin for callers' clocks.
-  redis.call('PEXPIRE', KEYS[4], 180000)
+  add_pending(KEYS[4], KEYS[6], KEYS[7], id, ARGV[2] .. ':' .. ARGV[7] .. ':' .. ARGV[9] .. ':' .. ARGV[12], tokens, ARGV[9], ARGV[13])
   pr, pt, pd = pr + 1, pt + tokens, pd + 1
+  if redis.call('HLEN', KEYS[4]) > 4096 then
+    local h = redis.call('HGETALL', KEYS[4])
+    local dead = {}
+    for i = 1, #h, 2 do
+      local e = tonumber(string.match(h[i+1], '^%d+:%d+:(%d+)'))
+      if e == nil or e + 600000 <= now then dead[#dead+1] = h[i] end
+    end
+    for i = 1, #dead, 1000 do
+      redis.call('HDEL', KEYS[4], unpack(dead, i, math.min(i + 999, #dead)))
+    end
+  end
 end
 if peek then chosen = 0 end
 return {status, chosen, rpm, tpm, rpd, pr, pt, pd, cdu, cdr, table.concat(flags), extras}
@@ -197,6 +199,8 @@ func buildScriptCall(k schemas.Keys, w window, p scriptParams) scriptCall {
 		k.DayRequests(p.project, p.model, w.day),
 		k.Pending(p.project, p.model),
 		k.Cooldown(p.project, p.model),
+		k.PendingMinute(p.project, p.model, minute),
+		k.PendingDay(p.project, p.model, w.day),
 	)
 	for _, h := range p.keyHashes {
 		keys = append(keys, k.Blacklist(p.project, h), k.Fails(p.project, h))
@@ -214,6 +218,8 @@ func buildScriptCall(k schemas.Keys, w window, p scriptParams) scriptCall {
 		strconv.FormatInt(expires, 10),
 		strconv.Itoa(p.maxFails),
 		strconv.FormatInt(p.failWindow.Milliseconds(), 10),
+		w.day,
+		strconv.FormatInt(schemas.DayCounterExpiry(p.now).UnixMilli(), 10),
 	}
 	return scriptCall{keys: keys, args: args}
 }

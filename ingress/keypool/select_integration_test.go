@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -49,11 +50,7 @@ func TestSelectSkipsUnusableProjects(t *testing.T) {
 			e.set(t, e.keys.DayRequests("p1", model, schemas.PacificDay(e.clock.Now())), "50", time.Time{})
 		}},
 		{"pending reservations of another replica", func(t *testing.T, e *env) {
-			now := e.clock.Now()
-			v := itoa(int(schemas.MinuteOf(now))) + ":1:" + itoa(int(schemas.MinuteCounterExpiry(now).UnixMilli()))
-			for i := 0; i < 10; i++ {
-				require.NoError(t, e.client.Do(context.Background(), e.client.B().Hset().Key(e.keys.Pending("p1", model)).FieldValue().FieldValue("other-"+itoa(i), v).Build()).Error())
-			}
+			e.reserveElsewhere(t, "p1", 10)
 		}},
 		{"every key blacklisted", func(t *testing.T, e *env) {
 			cfgKeys := e.keysOf["p1"]
@@ -506,34 +503,39 @@ func (g *gathered) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "", nil, nil), prometheus.UntypedValue, v)
 }
 
-// TestExpiredReservationsStopCounting: a reservation whose event never came (the
-// ingress crashed) stops holding quota at its expiry and is deleted; so is garbage.
-func TestExpiredReservationsStopCounting(t *testing.T) {
+// TestUncountedReservationsAge: a reservation whose event never came (the ingress
+// crashed) holds its minute's quota only while that minute's total lives, so the next
+// minute is free again; the day total keeps it until the day ends (erring on the side of
+// the quota). Entries that old are dropped once the hash grows large.
+func TestUncountedReservationsAge(t *testing.T) {
 	e := newEnv(t)
-	p := e.pool(t, projectsConfig(t, projectSpec{id: "p1", keys: 1, rpm: 3, rpd: 3}))
-	now := e.clock.Now()
-	minute := itoa(int(schemas.MinuteOf(now)))
-	pending := e.keys.Pending("p1", model)
-	require.NoError(t, e.client.Do(context.Background(), e.client.B().Hset().Key(pending).FieldValue().
-		FieldValue("crashed-1", minute+":10:"+itoa(int(now.Add(-time.Millisecond).UnixMilli()))).
-		FieldValue("crashed-2", minute+":10:"+itoa(int(now.UnixMilli()))).
-		FieldValue("garbage", "not-a-reservation").
-		FieldValue("live", minute+":10:"+itoa(int(schemas.MinuteCounterExpiry(now).UnixMilli()))).
-		Build()).Error())
+	p := e.pool(t, projectsConfig(t, projectSpec{id: "p1", keys: 1, rpm: 3, rpd: 100}))
 	ctx := context.Background()
-	for i := 0; i < 2; i++ {
-		_, err := p.Select(ctx, keypool.SelectRequest{Model: model})
-		require.NoError(t, err)
-	}
+	e.reserveElsewhere(t, "p1", 3) // crashed reservations: the minute is full
 	_, err := p.Select(ctx, keypool.SelectRequest{Model: model})
 	exhausted(t, err)
-	left := e.pending(t, "p1")
-	require.Len(t, left, 3)
-	require.Contains(t, left, "live")
-	require.NotContains(t, left, "crashed-1")
-	require.NotContains(t, left, "garbage")
 
-	ttl, err := e.client.Do(ctx, e.client.B().Pttl().Key(pending).Build()).AsInt64()
+	e.clock.Add(time.Minute) // a new minute: its total is empty
+	_, err = p.Select(ctx, keypool.SelectRequest{Model: model})
+	require.NoError(t, err)
+	day := e.getInt(t, e.keys.PendingDay("p1", model, schemas.PacificDay(e.clock.Now())))
+	require.Equal(t, int64(4), day, "the day still counts the crashed reservations")
+
+	// Thousands of stale entries are swept by the next reservation.
+	now := e.clock.Now()
+	stale := strconv.FormatInt(schemas.MinuteOf(now)-30, 10) + ":1:" + strconv.FormatInt(now.Add(-20*time.Minute).UnixMilli(), 10) + ":" + schemas.PacificDay(now)
+	cmd := e.client.B().Hset().Key(e.keys.Pending("p1", model)).FieldValue()
+	for i := 0; i < 5000; i++ {
+		cmd = cmd.FieldValue("stale-"+strconv.Itoa(i), stale)
+	}
+	require.NoError(t, e.client.Do(ctx, cmd.Build()).Error())
+	_, err = p.Select(ctx, keypool.SelectRequest{Model: model})
+	require.NoError(t, err)
+	left := e.pending(t, "p1")
+	for k := range left {
+		require.NotContains(t, k, "stale-")
+	}
+	ttl, err := e.client.Do(ctx, e.client.B().Pttl().Key(e.keys.Pending("p1", model)).Build()).AsInt64()
 	require.NoError(t, err)
 	require.Greater(t, ttl, int64(0), "the pending hash expires by itself")
 }

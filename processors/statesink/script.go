@@ -3,6 +3,8 @@ package statesink
 import (
 	"strconv"
 	"strings"
+
+	"github.com/geminicodeapi/gca/schemas"
 )
 
 // Both scripts take one key, KEYS[1] = the project's tag "<prefix>{<project>}:", and
@@ -91,7 +93,7 @@ end
 // script never leaves a mark without its increments, nor increments without a mark.
 // Aggregating in Go keeps the per-event work in Lua to one SET: parsing numbers costs
 // Lua 5.1 a quarter of a microsecond each, and events far outnumber counters.
-const luaRequests = luaHealth + `
+const luaRequests = luaHealth + schemas.SettleReservationLua + `
 local tag, a, n = KEYS[1], ARGV, #ARGV
 -- Check the layout before writing anything: a malformed call fails cleanly instead of
 -- looping on a misread count with writes done (which Valkey cannot kill).
@@ -144,7 +146,8 @@ for _ = 1, tonumber(nxt()) do
 end
 -- The reservations the counted attempts held: what was pending is now counted.
 for _ = 1, tonumber(nxt()) do
-  redis.call('HDEL', tag .. nxt(), nxt())
+  local hash = tag .. nxt()
+  settle(hash, nxt())
 end
 return {}
 `

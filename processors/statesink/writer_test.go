@@ -595,8 +595,24 @@ func TestCountingSettlesTheReservation(t *testing.T) {
 	e := newEnv(t)
 	base := nextMinute()
 	pending := e.keys.Pending("p1", modelPro)
+	minute, day := schemas.MinuteOf(base), schemas.PacificDay(base)
+	entry := func(tokens int) string {
+		return strconv.FormatInt(minute, 10) + ":" + strconv.Itoa(tokens) + ":" +
+			strconv.FormatInt(schemas.MinuteCounterExpiry(base).UnixMilli(), 10) + ":" + day
+	}
 	require.NoError(t, e.client.Do(e.ctx, e.client.B().Hset().Key(pending).FieldValue().
-		FieldValue("r-counted", "m:7:x").FieldValue("r-other", "m:1:x").Build()).Error())
+		FieldValue("r-counted", entry(7)).FieldValue("r-other", entry(1)).Build()).Error())
+	// The running totals, as the ingress's reservation script keeps them.
+	mTotal, dTotal := e.keys.PendingMinute("p1", modelPro, minute), e.keys.PendingDay("p1", modelPro, day)
+	require.NoError(t, e.client.Do(e.ctx, e.client.B().Hset().Key(mTotal).FieldValue().FieldValue("r", "2").FieldValue("t", "8").Build()).Error())
+	require.NoError(t, e.client.Do(e.ctx, e.client.B().Set().Key(dTotal).Value("2").Build()).Error())
+	totals := func() []string {
+		m, err := e.client.Do(e.ctx, e.client.B().Hmget().Key(mTotal).Field("r", "t").Build()).AsStrSlice()
+		require.NoError(t, err)
+		d, err := e.client.Do(e.ctx, e.client.B().Get().Key(dTotal).Build()).ToString()
+		require.NoError(t, err)
+		return append(m, d)
+	}
 	ev := request("e-res", modelPro, ok("p1", "k1", base, 7))
 	ev.Attempts[0].Reservation = "r-counted"
 	w := e.writer(base)
@@ -605,6 +621,7 @@ func TestCountingSettlesTheReservation(t *testing.T) {
 	fields, err := e.client.Do(e.ctx, e.client.B().Hkeys().Key(pending).Build()).AsStrSlice()
 	require.NoError(t, err)
 	require.Equal(t, []string{"r-other"}, fields)
+	require.Equal(t, []string{"1", "1", "1"}, totals(), "the settled reservation left the totals")
 	require.Equal(t, Usage{MinuteRequests: 1, MinuteTokens: 7, DayRequests: 1}, e.usage("p1", modelPro, base))
 
 	// Redelivered: nothing is counted again, and the other reservation stays.
@@ -612,5 +629,6 @@ func TestCountingSettlesTheReservation(t *testing.T) {
 	fields, err = e.client.Do(e.ctx, e.client.B().Hkeys().Key(pending).Build()).AsStrSlice()
 	require.NoError(t, err)
 	require.Equal(t, []string{"r-other"}, fields)
+	require.Equal(t, []string{"1", "1", "1"}, totals())
 	require.Equal(t, Usage{MinuteRequests: 1, MinuteTokens: 7, DayRequests: 1}, e.usage("p1", modelPro, base))
 }

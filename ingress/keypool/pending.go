@@ -1,0 +1,72 @@
+package keypool
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/geminicodeapi/gca/schemas"
+)
+
+// addPendingLua defines add_pending(hash, minuteTotal, dayTotal, id, entry, tokens,
+// minuteExpiry, dayExpiry): it records a reservation and adds it to the running totals
+// the reservation script reads (see schemas.Keys.Pending). The hash lives until the day
+// total does: an entry may be settled late (the processors lag, Kafka is down) and must
+// still be found to leave the day total.
+const addPendingLua = `
+local function add_pending(hash, mtotal, dtotal, id, entry, tokens, mexp, dexp)
+  redis.call('HSET', hash, id, entry)
+  if redis.call('PTTL', hash) < 0 then
+    redis.call('PEXPIREAT', hash, dexp)
+  else
+    redis.call('PEXPIREAT', hash, dexp, 'GT')
+  end
+  redis.call('HINCRBY', mtotal, 'r', 1)
+  redis.call('HINCRBY', mtotal, 't', tokens)
+  redis.call('PEXPIREAT', mtotal, mexp)
+  redis.call('INCR', dtotal)
+  redis.call('PEXPIREAT', dtotal, dexp)
+end
+`
+
+// handoverLua records one reservation: KEYS = hash, minute total, day total; ARGV = id,
+// entry, tokens, minute expiry, day expiry.
+const handoverLua = addPendingLua + `
+add_pending(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5])
+return 1
+`
+
+// settleLua settles one reservation: KEYS[1] = its pending hash, ARGV[1] = its id.
+const settleLua = schemas.SettleReservationLua + `
+return settle(KEYS[1], ARGV[1])
+`
+
+// pendingEntry is a reservation as the pending hash stores it.
+func pendingEntry(minute, tokens, expiresMs int64, day string) string {
+	return strconv.FormatInt(minute, 10) + ":" + strconv.FormatInt(tokens, 10) + ":" + strconv.FormatInt(expiresMs, 10) + ":" + day
+}
+
+// settle takes reservations out of Valkey (attempts that consumed no quota), one script
+// call per reservation, all in one round trip. It returns the ones that failed.
+func (p *Pool) settle(ctx context.Context, os []orphan) ([]orphan, error) {
+	execs := make([]valkey.LuaExec, len(os))
+	for i, o := range os {
+		execs[i] = valkey.LuaExec{Keys: []string{p.keys.Pending(o.project, o.model)}, Args: []string{o.id}}
+	}
+	var failed []orphan
+	var first error
+	for i, r := range p.settleScript.ExecMulti(ctx, p.client, execs...) {
+		if err := r.Error(); err != nil {
+			failed = append(failed, os[i])
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return failed, fmt.Errorf("settle %d reservations: %w", len(failed), first)
+	}
+	return nil, nil
+}
