@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/geminicodeapi/gca/internal/jsonwire"
 )
 
 // The stream translator, the error bodies and the model and embedding lists are written
@@ -14,64 +16,12 @@ import (
 // event on the hot path, and appending into one buffer costs no reflection and a single
 // allocation per event batch.
 
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. It escapes like encoding/json except that
-// it leaves <, > and & alone (the output is never embedded in HTML). Invalid UTF-8 is
-// replaced by U+FFFD so the output is always valid JSON, and U+2028/U+2029 are escaped
-// so the output is also a valid JavaScript literal.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string (jsonwire.AppendString).
+func appendString(dst []byte, s string) []byte { return jsonwire.AppendString(dst, s) }
 
 // appendEscaped appends the inside of the JSON string s, without quotes, so that
 // several pieces can form one JSON string.
-func appendEscaped(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
-}
+func appendEscaped(dst []byte, s string) []byte { return jsonwire.AppendEscaped(dst, s) }
 
 // appendKey appends a JSON object key and its colon; key must need no escaping.
 func appendKey(dst []byte, key string) []byte {
