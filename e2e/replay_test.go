@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -117,41 +115,11 @@ func (p *poolEnv) waitConsumed() {
 	}, 60*time.Second, 100*time.Millisecond, "the processors consume every record")
 }
 
-// processorsEnv is the environment of the Env's processors, for running the binary's
-// tools against the Env.
-func (p *poolEnv) processorsEnv(extra ...string) []string {
-	ch, vk := p.groups()
-	env := append(os.Environ(),
-		"GCA_KAFKA_BROKERS="+strings.Join(testenv.KafkaBrokers(), ","),
-		"GCA_VALKEY_ADDR="+testenv.ValkeyAddr(),
-		"GCA_VALKEY_PREFIX="+p.Prefix,
-		"GCA_TOPIC_REQUESTS="+p.Topics.Requests,
-		"GCA_TOPIC_KEYSTATE="+p.Topics.KeyState,
-		"GCA_TOPIC_AUDIT="+p.Topics.Audit,
-		"GCA_TOPIC_DEADLETTER="+p.Topics.DeadLetter,
-		"GCA_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
-		"GCA_CLICKHOUSE_DATABASE="+p.Database,
-		"GCA_GROUP_CLICKHOUSE="+ch,
-		"GCA_GROUP_VALKEY="+vk,
-		"GCA_INSTANCE="+p.Database+"-tool",
-		"GCA_LOG_FORMAT=text",
-		"GCA_LOG_LEVEL=warn",
-	)
-	return append(env, extra...)
-}
-
 // processors runs `processors args...` against the Env and returns its output and
 // whether it succeeded.
 func (p *poolEnv) processors(args ...string) (string, error) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, p.Bin.Processors, args...)
-	cmd.Env = p.processorsEnv()
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	p.t.Logf("$ processors %s (%s)\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
-	return string(out), err
+	return p.RunProcessors(5*time.Minute, args...)
 }
 
 // derived is the live Valkey state the processors derive from events: no applied marks,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -226,23 +227,39 @@ func (e *Env) common() []string {
 	}
 }
 
+// ProcessorsEnv is the environment of this Env's processors: its topics, database,
+// Valkey prefix and consumer groups.
+func (e *Env) ProcessorsEnv() []string {
+	env := append(e.common(),
+		"GCA_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
+		"GCA_CLICKHOUSE_DATABASE="+e.Database,
+		"GCA_GROUP_CLICKHOUSE="+e.Database+"-ch",
+		"GCA_GROUP_VALKEY="+e.Database+"-vk",
+		"GCA_BATCH_INTERVAL=50ms",
+	)
+	return append(env, e.opts.ProcessorsEnv...)
+}
+
 // NewProcessors returns a processors process for this Env, not started.
 func (e *Env) NewProcessors(extraEnv ...string) *Proc {
 	addr, err := FreeAddr()
 	if err != nil {
 		e.T.Fatalf("free port: %v", err)
 	}
-	env := append(e.common(),
-		"GCA_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
-		"GCA_CLICKHOUSE_DATABASE="+e.Database,
-		"GCA_GROUP_CLICKHOUSE="+e.Database+"-ch",
-		"GCA_GROUP_VALKEY="+e.Database+"-vk",
-		"GCA_LISTEN_ADDR="+addr,
-		"GCA_BATCH_INTERVAL=50ms",
-		"GCA_INSTANCE="+e.Database+"-processors",
-	)
-	env = append(env, e.opts.ProcessorsEnv...)
+	env := append(e.ProcessorsEnv(), "GCA_LISTEN_ADDR="+addr, "GCA_INSTANCE="+e.Database+"-processors")
 	return NewProc("processors", addr, readyPath, Pinned(e.opts.CPUs, e.Bin.Processors, "run"), append(env, extraEnv...))
+}
+
+// RunProcessors runs a one-shot `processors args...` (replay, check, query) against this
+// Env, as an operator would, and returns its output.
+func (e *Env) RunProcessors(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.Bin.Processors, args...)
+	cmd.Env = append(os.Environ(), append(e.ProcessorsEnv(), "GCA_INSTANCE="+e.Database+"-tool", "GCA_LOG_FORMAT=text", "GCA_LOG_LEVEL=warn")...)
+	out, err := cmd.CombinedOutput()
+	e.T.Logf("$ processors %s\n%s", strings.Join(args, " "), out)
+	return string(out), err
 }
 
 // NewIngress returns an ingress process for this Env, not started.
