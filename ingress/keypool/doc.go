@@ -29,9 +29,12 @@
 // the script runs on a cluster too. While Valkey is up, replicas can never
 // over-admit: every admission is a check-and-reserve in one script.
 //
-// The script scans the pair's pending hash, which holds only reservations the
-// processors have not counted yet (normally the last seconds' in-flight requests;
-// at most two minutes' worth when the processors stall, after which entries expire).
+// The script reads the pair's pending requests and tokens from running totals, not
+// from the pending hash, which holds every reservation the processors have not counted
+// yet. Requests of this instance that wait for the same pair at the same moment share
+// one run of the script (batch.go): under load, Valkey does one read of the pair and
+// one write of the reservations per round trip instead of one script per request,
+// while admission stays the same as one call after the other.
 //
 // # Strategies
 //

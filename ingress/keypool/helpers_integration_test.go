@@ -161,6 +161,14 @@ func (e *env) reserveElsewhere(t testing.TB, project string, n int) {
 	require.NoError(t, e.client.Do(ctx, e.client.B().Hincrby().Key(e.keys.PendingMinute(project, model, minute)).Field("r").Increment(int64(n)).Build()).Error())
 	require.NoError(t, e.client.Do(ctx, e.client.B().Hincrby().Key(e.keys.PendingMinute(project, model, minute)).Field("t").Increment(int64(n)).Build()).Error())
 	require.NoError(t, e.client.Do(ctx, e.client.B().Incrby().Key(e.keys.PendingDay(project, model, day)).Increment(int64(n)).Build()).Error())
+	// The expiries every writer of reservations sets (keypool's add_pending).
+	for key, at := range map[string]time.Time{
+		e.keys.Pending(project, model):               schemas.DayCounterExpiry(now),
+		e.keys.PendingMinute(project, model, minute): schemas.MinuteCounterExpiry(now),
+		e.keys.PendingDay(project, model, day):       schemas.DayCounterExpiry(now),
+	} {
+		require.NoError(t, e.client.Do(ctx, e.client.B().Pexpireat().Key(key).MillisecondsTimestamp(at.UnixMilli()).Build()).Error())
+	}
 }
 
 func (e *env) set(t testing.TB, key string, value string, expireAt time.Time) {

@@ -17,6 +17,7 @@ type metrics struct {
 	selections     *prometheus.CounterVec
 	rejections     *prometheus.CounterVec
 	scriptSeconds  *prometheus.HistogramVec
+	batchSize      prometheus.Histogram
 	degraded       prometheus.Gauge
 	fallback       prometheus.Counter
 	releases       *prometheus.CounterVec
@@ -43,6 +44,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Latency of the key pool's Valkey round trips, by operation (reserve, release, refresh).",
 			Buckets: []float64{25e-6, 50e-6, 75e-6, 100e-6, 150e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3},
 		}, []string{"op"}),
+		batchSize: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gca_ingress_keypool_reservations_per_call",
+			Help:    "Reservations made by one run of the reservation script: the requests for the same project and model that waited for the same round trip.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 		degraded: f.NewGauge(prometheus.GaugeOpts{
 			Name: "gca_ingress_keypool_degraded",
 			Help: "1 while Valkey is unreachable and keys are selected from the local view (fail-open within local limits).",

@@ -10,31 +10,38 @@ import (
 	"github.com/geminicodeapi/gca/schemas"
 )
 
-// addPendingLua defines add_pending(hash, minuteTotal, dayTotal, id, entry, tokens,
-// minuteExpiry, dayExpiry): it records a reservation and adds it to the running totals
-// the reservation script reads (see schemas.Keys.Pending). The hash lives until the day
+// addPendingLua defines add_pending(hash, minuteTotal, dayTotal, fields, n, tokens,
+// minuteExpiry, dayExpiry): it records n reservations (fields: id, entry, id, entry, ...)
+// and adds them to the running totals the reservation script reads (see
+// schemas.Keys.Pending); it returns the hash's length. The hash lives until the day
 // total does: an entry may be settled late (the processors lag, Kafka is down) and must
 // still be found to leave the day total.
+//
+// Every script call costs per redis.call, so expiries are set only when a key is new:
+// the hash holds only this call's entries (it was empty, and every writer sets its
+// expiry here), a total equals what this call added (settling never recreates an
+// expired total). Otherwise the hash's expiry only moves forward (GT), to the end of
+// the latest day it holds entries of.
 const addPendingLua = `
-local function add_pending(hash, mtotal, dtotal, id, entry, tokens, mexp, dexp)
-  redis.call('HSET', hash, id, entry)
-  if redis.call('PTTL', hash) < 0 then
+local function add_pending(hash, mtotal, dtotal, fields, n, tokens, mexp, dexp)
+  redis.call('HSET', hash, unpack(fields))
+  local len = redis.call('HLEN', hash)
+  if len == n then
     redis.call('PEXPIREAT', hash, dexp)
   else
     redis.call('PEXPIREAT', hash, dexp, 'GT')
   end
-  redis.call('HINCRBY', mtotal, 'r', 1)
+  if redis.call('HINCRBY', mtotal, 'r', n) == n then redis.call('PEXPIREAT', mtotal, mexp) end
   redis.call('HINCRBY', mtotal, 't', tokens)
-  redis.call('PEXPIREAT', mtotal, mexp)
-  redis.call('INCR', dtotal)
-  redis.call('PEXPIREAT', dtotal, dexp)
+  if redis.call('INCRBY', dtotal, n) == n then redis.call('PEXPIREAT', dtotal, dexp) end
+  return len
 end
 `
 
 // handoverLua records one reservation: KEYS = hash, minute total, day total; ARGV = id,
 // entry, tokens, minute expiry, day expiry.
 const handoverLua = addPendingLua + `
-add_pending(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5])
+add_pending(KEYS[1], KEYS[2], KEYS[3], {ARGV[1], ARGV[2]}, 1, tonumber(ARGV[3]), ARGV[4], ARGV[5])
 return 1
 `
 

@@ -13,10 +13,13 @@ import (
 	"github.com/geminicodeapi/gca/schemas"
 )
 
-// reserveScript checks one (project, model) pair and, when it has headroom, reserves
-// quota for one request on its first usable key — atomically, so that no two callers
-// (in this process or in another replica) are admitted on the same headroom. Every key
-// it touches carries the project's hash tag, so it runs on a cluster too.
+// reserveLua checks one (project, model) pair and, when it has headroom, reserves
+// quota for a batch of requests on it — atomically, so that no two callers (in this
+// process or in another replica) are admitted on the same headroom. The requests of
+// one instance that wait for the same pair at the same moment share one run (see
+// batch.go): the pair's numbers are read once and the reservations written with one
+// HSET and one increment of each total. Every key it touches carries the project's
+// hash tag, so it runs on a cluster too.
 //
 // KEYS
 //
@@ -34,10 +37,12 @@ import (
 //
 //	1 now (Unix ms)            2 the Unix minute of now     3 the Unix minute the Pacific day began
 //	4 RPM limit                5 TPM limit                  6 RPD limit          (0 = unlimited)
-//	7 estimated input tokens   8 reservation id ("" = only read: the refresh and the admin API)
-//	9 expiry of the reservation (Unix ms: end of the minute + schemas.MinuteCounterGrace)
+//	7 input tokens a read checks against TPM               8 k, the number of reservations (0 = only read: the refresh and the admin API)
+//	9 expiry of the reservations (Unix ms: end of the minute + schemas.MinuteCounterGrace)
 //	10 failures that open a key's circuit (0 = never)  11 the failure window (ms)
 //	12 the Pacific day (YYYYMMDD)   13 expiry of the day total (Unix ms)
+//	14+2j, 15+2j  for the j-th reservation (j = 0..k-1, in order): its id and its
+//	   estimated input tokens
 //
 // Pending entries are "<minute>:<tokens>:<expires-ms>:<day>". The pending requests and
 // tokens of the minute and the pending requests of the day are read from their running
@@ -45,40 +50,45 @@ import (
 // counted, thousands when the processors lag. Settling an entry (the processors when
 // they count it, the ingress when the attempt consumed nothing) takes it out of the
 // totals; see schemas.SettleReservationLua. When the hash grows past a few thousand
-// entries, those expired ten minutes ago (whose events never came) are dropped.
+// entries, those expired ten minutes ago (whose events never came) are dropped, by a
+// scan every 256 entries added, not on every call.
 //
-// Reply: {status, chosen, rpm, tpm, rpd, pending_req, pending_tok, pending_day,
+// Reservations are admitted in order, each against the numbers with the ones before it
+// included; one that does not fit is refused and the next is still tried (a smaller
+// request may fit TPM). Keys: a single reservation stops at the first usable key, as
+// it takes the caller's order; a batch examines every key, and each request takes the
+// first usable one in its own order (batch.go).
+//
+// Reply: {status, items, rpm, tpm, rpd, pending_req, pending_tok, pending_day,
 // cooldown_until_ms, cooldown_reason, key_flags, extras}
 //
-//	status       "ok" | "cooldown" | "rpd" | "rpm" | "tpm" | "disabled" (every key unusable)
-//	chosen       1-based index of the reserved key, 0 when none
-//	rpm..pending_day  the pair's numbers, the new reservation included
+//	status       "ok" | "cooldown" | "rpd" | "rpm" | "tpm" | "disabled" (every key
+//	             unusable); for a batch, anything but "ok" refuses all of it
+//	items        one character per reservation: "o" reserved, "d" / "m" / "t" refused
+//	             for RPD / RPM / TPM ("" for a read)
+//	rpm..pending_day  the pair's numbers, the new reservations included
 //	cooldown_until_ms  end of the cool-down (0 none, -1 an entry without an end)
 //	key_flags    one character per examined key: "." usable, "b" blacklisted, "c" circuit
-//	             open; a reservation stops at the first usable key, a read examines all
+//	             open
 //	extras       for each "b", the blacklist entry (JSON); for each "c", when the circuit
 //	             closes (Unix ms), in key order
 const reserveLua = addPendingLua + `
 local now = tonumber(ARGV[1])
-local minute = tonumber(ARGV[2])
-local daystart = tonumber(ARGV[3])
 local lrpm, ltpm, lrpd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local tokens = tonumber(ARGV[7])
-local id = ARGV[8]
-local peek = id == ''
+local k = tonumber(ARGV[8])
+local peek = k == 0
 local maxfails = tonumber(ARGV[10])
 local window = tonumber(ARGV[11])
 
-local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[7])
 local rpm = tonumber(v[1] or 0) or 0
 local tpm = tonumber(v[2] or 0) or 0
 local rpd = tonumber(v[3] or 0) or 0
 local cd = v[4]
-
+local pd = math.max(0, tonumber(v[5] or 0) or 0)
 local pm = redis.call('HMGET', KEYS[6], 'r', 't')
 local pr = math.max(0, tonumber(pm[1] or 0) or 0)
 local pt = math.max(0, tonumber(pm[2] or 0) or 0)
-local pd = math.max(0, tonumber(redis.call('GET', KEYS[7]) or 0) or 0)
 
 local cdu, cdr = 0, ''
 if cd then
@@ -93,19 +103,31 @@ if cd then
   end
 end
 
+local function over(tokens)
+  if lrpd > 0 and rpd + pd + 1 > lrpd then return 'rpd' end
+  if lrpm > 0 and rpm + pr + 1 > lrpm then return 'rpm' end
+  if ltpm > 0 and tpm + pt + tokens > ltpm then return 'tpm' end
+  return nil
+end
+
 local status = 'ok'
 if cdu == -1 or cdu > now then status = 'cooldown'
-elseif lrpd > 0 and rpd + pd + 1 > lrpd then status = 'rpd'
-elseif lrpm > 0 and rpm + pr + 1 > lrpm then status = 'rpm'
-elseif ltpm > 0 and tpm + pt + tokens > ltpm then status = 'tpm'
+elseif peek then status = over(tonumber(ARGV[7])) or 'ok'
+else status = over(0) or 'ok'
 end
 
 local n = (#KEYS - 7) / 2
-local flags, extras, chosen = {}, {}, 0
+local flags, extras, usable = {}, {}, 0
 if status == 'ok' or peek then
+  local bls
+  if n == 1 then bls = {redis.call('GET', KEYS[8])} elseif n > 1 then
+    local names = {}
+    for i = 1, n do names[i] = KEYS[6 + 2*i] end
+    bls = redis.call('MGET', unpack(names))
+  end
   for i = 1, n do
     local f = '.'
-    local bl = redis.call('GET', KEYS[6 + 2*i])
+    local bl = bls[i]
     if bl then
       f = 'b'; extras[#extras+1] = bl
     elseif maxfails > 0 then
@@ -117,31 +139,46 @@ if status == 'ok' or peek then
       end
     end
     flags[i] = f
-    if f == '.' and chosen == 0 then
-      chosen = i
-      if not peek then break end
+    if f == '.' then
+      usable = usable + 1
+      if k == 1 then break end
     end
   end
-  if status == 'ok' and chosen == 0 then status = 'disabled' end
+  if status == 'ok' and usable == 0 then status = 'disabled' end
 end
 
+local items, refusal = {}, {rpd = 'd', rpm = 'm', tpm = 't'}
 if status == 'ok' and not peek then
-  add_pending(KEYS[4], KEYS[6], KEYS[7], id, ARGV[2] .. ':' .. ARGV[7] .. ':' .. ARGV[9] .. ':' .. ARGV[12], tokens, ARGV[9], ARGV[13])
-  pr, pt, pd = pr + 1, pt + tokens, pd + 1
-  if redis.call('HLEN', KEYS[4]) > 4096 then
-    local h = redis.call('HGETALL', KEYS[4])
-    local dead = {}
-    for i = 1, #h, 2 do
-      local e = tonumber(string.match(h[i+1], '^%d+:%d+:(%d+)'))
-      if e == nil or e + 600000 <= now then dead[#dead+1] = h[i] end
+  local fields, added, tok = {}, 0, 0
+  for j = 0, k - 1 do
+    local t = tonumber(ARGV[15 + 2*j])
+    local s = over(t)
+    if s then
+      items[#items+1] = refusal[s]
+    else
+      items[#items+1] = 'o'
+      fields[#fields+1] = ARGV[14 + 2*j]
+      fields[#fields+1] = ARGV[2] .. ':' .. t .. ':' .. ARGV[9] .. ':' .. ARGV[12]
+      pr, pt, pd = pr + 1, pt + t, pd + 1
+      added, tok = added + 1, tok + t
     end
-    for i = 1, #dead, 1000 do
-      redis.call('HDEL', KEYS[4], unpack(dead, i, math.min(i + 999, #dead)))
+  end
+  if added > 0 then
+    local len = add_pending(KEYS[4], KEYS[6], KEYS[7], fields, added, tok, ARGV[9], ARGV[13])
+    if len > 4096 and math.floor(len / 256) ~= math.floor((len - added) / 256) then
+      local h = redis.call('HGETALL', KEYS[4])
+      local dead = {}
+      for i = 1, #h, 2 do
+        local e = tonumber(string.match(h[i+1], '^%d+:%d+:(%d+)'))
+        if e == nil or e + 600000 <= now then dead[#dead+1] = h[i] end
+      end
+      for i = 1, #dead, 1000 do
+        redis.call('HDEL', KEYS[4], unpack(dead, i, math.min(i + 999, #dead)))
+      end
     end
   end
 end
-if peek then chosen = 0 end
-return {status, chosen, rpm, tpm, rpd, pr, pt, pd, cdu, cdr, table.concat(flags), extras}
+return {status, table.concat(items), rpm, tpm, rpd, pr, pt, pd, cdu, cdr, table.concat(flags), extras}
 `
 
 // Reservation statuses.
@@ -156,8 +193,10 @@ const (
 
 // scriptReply is a decoded reply of reserveLua.
 type scriptReply struct {
-	status         string
-	chosen         int // 0-based index of the reserved key; -1 when none
+	status string
+	// items holds, for each reservation of the call, 'o' (reserved) or the refusal:
+	// 'd' rpd, 'm' rpm, 't' tpm. Empty for a read or when status refuses them all.
+	items          string
 	rpm, tpm, rpd  int64
 	pendReq        int64
 	pendTok        int64
@@ -169,6 +208,7 @@ type scriptReply struct {
 }
 
 type keyFlag struct {
+	usable      bool
 	blacklisted *schemas.BlacklistEntry
 	openUntil   time.Time
 }
@@ -179,13 +219,19 @@ type scriptCall struct {
 	args []string
 }
 
+// reservationArg is one reservation of a script call.
+type reservationArg struct {
+	id     string
+	tokens int64
+}
+
 type scriptParams struct {
 	project, model string
 	keyHashes      []string
 	now            time.Time
-	tokens         int64
+	tokens         int64 // what a read checks against TPM
 	limits         Limits
-	reservation    string // "" reads only
+	reservations   []reservationArg // none: only read
 	maxFails       int
 	failWindow     time.Duration
 }
@@ -206,7 +252,8 @@ func buildScriptCall(k schemas.Keys, w window, p scriptParams) scriptCall {
 		keys = append(keys, k.Blacklist(p.project, h), k.Fails(p.project, h))
 	}
 	expires := schemas.MinuteCounterExpiry(p.now).UnixMilli()
-	args := []string{
+	args := make([]string, 0, 13+2*len(p.reservations))
+	args = append(args,
 		strconv.FormatInt(p.now.UnixMilli(), 10),
 		strconv.FormatInt(minute, 10),
 		strconv.FormatInt(w.dayStart, 10),
@@ -214,12 +261,15 @@ func buildScriptCall(k schemas.Keys, w window, p scriptParams) scriptCall {
 		strconv.FormatInt(p.limits.TPM, 10),
 		strconv.FormatInt(p.limits.RPD, 10),
 		strconv.FormatInt(p.tokens, 10),
-		p.reservation,
+		strconv.Itoa(len(p.reservations)),
 		strconv.FormatInt(expires, 10),
 		strconv.Itoa(p.maxFails),
 		strconv.FormatInt(p.failWindow.Milliseconds(), 10),
 		w.day,
 		strconv.FormatInt(schemas.DayCounterExpiry(p.now).UnixMilli(), 10),
+	)
+	for _, r := range p.reservations {
+		args = append(args, r.id, strconv.FormatInt(r.tokens, 10))
 	}
 	return scriptCall{keys: keys, args: args}
 }
@@ -253,7 +303,7 @@ func parseScriptReply(msg valkey.ValkeyMessage, now time.Time) (*scriptReply, er
 	str := func(i int) string { s, _ := arr[i].ToString(); return s }
 	num := func(i int) int64 { n, _ := arr[i].AsInt64(); return n }
 	r.status = str(0)
-	r.chosen = int(num(1)) - 1
+	r.items = str(1)
 	r.rpm, r.tpm, r.rpd = num(2), num(3), num(4)
 	r.pendReq, r.pendTok, r.pendDay = num(5), num(6), num(7)
 	switch cdu := num(8); {
@@ -271,6 +321,8 @@ func parseScriptReply(msg valkey.ValkeyMessage, now time.Time) (*scriptReply, er
 	e := 0
 	for i := 0; i < len(flags); i++ {
 		switch flags[i] {
+		case '.':
+			r.keys[i].usable = true
 		case 'b':
 			entry := &schemas.BlacklistEntry{Reason: "disabled"}
 			if e < len(extras) {

@@ -187,7 +187,7 @@ func (p *Pool) Select(ctx context.Context, req SelectRequest) (*Lease, error) {
 		}
 		p.orderKeys(strategy, c, p.keyHealth)
 		if !p.degraded.Load() {
-			lease, status, until, err := p.reserve(ctx, c, model, req.EstimatedTokens, now)
+			lease, status, until, err := p.reserve(ctx, c, model, req.EstimatedTokens)
 			if err == nil {
 				if lease != nil {
 					p.metrics.selections.WithLabelValues(resultOK).Inc()
@@ -326,72 +326,6 @@ func (p *Pool) keyHealth(k *Key) (int, float64, int64) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	return len(ks.fails), ks.ewmaMs, ks.ewmaN
-}
-
-// reserve runs the reservation script on one project. It returns a lease, or the
-// status and retry time of a refusal, or the error of an unreachable Valkey.
-func (p *Pool) reserve(ctx context.Context, c *candidate, model string, tokens int64, now time.Time) (*Lease, string, time.Time, error) {
-	hashes := make([]string, len(c.keys))
-	for i, k := range c.keys {
-		hashes[i] = k.hash
-	}
-	id := p.newReservationID()
-	w := p.windowOf(now)
-	call := buildScriptCall(p.keys, w, scriptParams{
-		project: c.project.id, model: model, keyHashes: hashes, now: now, tokens: tokens,
-		limits: c.limits, reservation: id, maxFails: p.opts.MaxFails, failWindow: p.opts.FailWindow,
-	})
-	s := c.state
-	seq := p.callSeq.Add(1)
-	s.mu.Lock()
-	s.inflight++
-	s.inflightTok += tokens
-	s.mu.Unlock()
-	tctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
-	start := time.Now()
-	res := p.script.Exec(tctx, p.client, call.keys, call.args)
-	cancel()
-	p.metrics.scriptSeconds.WithLabelValues("reserve").Observe(time.Since(start).Seconds())
-	msg, err := res.ToMessage()
-	var r *scriptReply
-	if err == nil {
-		r, err = parseScriptReply(msg, now)
-	}
-	s.mu.Lock()
-	s.inflight--
-	s.inflightTok -= tokens
-	s.mu.Unlock()
-	if err != nil {
-		// The script may have run and its reply been lost. Delete the reservation once
-		// Valkey answers again, and until then count it as admitted (see Select).
-		p.addOrphan(orphan{project: c.project.id, model: model, id: id})
-		return nil, "", time.Time{}, fmt.Errorf("reserve quota of %s/%s: %w", c.project.id, model, err)
-	}
-	p.applyReply(c.state, hashes, r, now, w, seq)
-	switch r.status {
-	case statusOK:
-		if r.chosen < 0 || r.chosen >= len(c.keys) {
-			return nil, "", time.Time{}, fmt.Errorf("reserve quota of %s/%s: script chose key %d of %d", c.project.id, model, r.chosen+1, len(c.keys))
-		}
-		return &Lease{
-			Key: c.keys[r.chosen], Model: model, Reservation: id,
-			EstimatedTokens: tokens, At: now, epoch: p.epoch.Load(),
-		}, statusOK, time.Time{}, nil
-	case statusCooldown:
-		return nil, statusCooldown, r.cooldownUntil, nil
-	case statusRPM, statusTPM:
-		return nil, r.status, schemas.MinuteEnd(now), nil
-	case statusRPD:
-		return nil, r.status, schemas.NextPacificMidnight(now), nil
-	default:
-		var until time.Time
-		for _, kf := range r.keys {
-			if !kf.openUntil.IsZero() && (until.IsZero() || kf.openUntil.Before(until)) {
-				until = kf.openUntil
-			}
-		}
-		return nil, statusDisabled, until, nil
-	}
 }
 
 // applyReply stores the reply of the script call numbered seq in the view.

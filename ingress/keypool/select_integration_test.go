@@ -521,11 +521,15 @@ func TestUncountedReservationsAge(t *testing.T) {
 	day := e.getInt(t, e.keys.PendingDay("p1", model, schemas.PacificDay(e.clock.Now())))
 	require.Equal(t, int64(4), day, "the day still counts the crashed reservations")
 
-	// Thousands of stale entries are swept by the next reservation.
+	// Thousands of stale entries are swept by the reservation that takes the hash past
+	// the next multiple of 256 entries (a sweep on every call would cost a scan per
+	// request while the processors lag).
 	now := e.clock.Now()
 	stale := strconv.FormatInt(schemas.MinuteOf(now)-30, 10) + ":1:" + strconv.FormatInt(now.Add(-20*time.Minute).UnixMilli(), 10) + ":" + schemas.PacificDay(now)
+	held, err := e.client.Do(ctx, e.client.B().Hlen().Key(e.keys.Pending("p1", model)).Build()).AsInt64()
+	require.NoError(t, err)
 	cmd := e.client.B().Hset().Key(e.keys.Pending("p1", model)).FieldValue()
-	for i := 0; i < 5000; i++ {
+	for i := 0; i < 20*256-1-int(held); i++ {
 		cmd = cmd.FieldValue("stale-"+strconv.Itoa(i), stale)
 	}
 	require.NoError(t, e.client.Do(ctx, cmd.Build()).Error())

@@ -43,6 +43,11 @@ type pairState struct {
 	inflight    int64
 	inflightTok int64
 
+	// waiting holds this instance's reservations for the pair that wait for the next
+	// script call; running is set while a goroutine makes those calls (batch.go).
+	waiting []*waiter
+	running bool
+
 	// Admissions this instance made without Valkey during the current outage (epoch),
 	// and reservations whose call failed (they may have been applied).
 	offEpoch  uint64

@@ -35,9 +35,13 @@ import (
 	"github.com/geminicodeapi/gca/schemas"
 )
 
-// DefaultMaxEventsPerCall bounds the events one script call carries, so that a huge
-// batch does not block Valkey in one long script.
-const DefaultMaxEventsPerCall = 500
+// DefaultMaxEventsPerCall bounds the events one script call carries, so that a batch
+// does not block Valkey in one long script: Valkey runs one command at a time, and the
+// ingress's reservations wait behind whatever runs. At about 8 commands per event and
+// 1–2 µs per command inside a script (measured here), 64 events hold Valkey for under
+// a millisecond, where 500 held it for 6–8 ms. The calls of a batch still go out in
+// one pipelined round trip, so the state writer's throughput is unchanged (make bench).
+const DefaultMaxEventsPerCall = 64
 
 // Options configure a Writer. The zero value is usable.
 type Options struct {
