@@ -98,6 +98,8 @@ type Spool struct {
 	notify   chan struct{}
 	readFile *os.File
 	readSeg  uint64
+	// cursor is the open cursor file, rewritten in place on every Ack.
+	cursor *os.File
 	// truncated counts the bytes Open dropped after the last good record of a segment.
 	truncated int64
 }
@@ -142,6 +144,10 @@ func Open(dir string, opts Options) (*Spool, error) {
 	}
 	if err := s.openActive(); err != nil {
 		return nil, err
+	}
+	if s.cursor, err = os.OpenFile(filepath.Join(dir, cursorFile), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
+		_ = s.active.Close()
+		return nil, fmt.Errorf("open spool cursor: %w", err)
 	}
 	s.pending = s.bytesAfter(s.acked)
 	return s, nil
@@ -343,6 +349,6 @@ func (s *Spool) Close() error {
 	if s.readFile != nil {
 		errs = append(errs, s.readFile.Close())
 	}
-	errs = append(errs, s.active.Close(), s.saveCursor(s.acked))
+	errs = append(errs, s.active.Close(), s.saveCursor(s.acked), s.cursor.Close())
 	return errors.Join(errs...)
 }
