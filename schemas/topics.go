@@ -36,6 +36,14 @@ const (
 	HeaderEventVersion = "gca-v"
 )
 
+// HeaderMaybeDuplicate ("1") marks a record its producer may have written to Kafka
+// before: a record shipped again after the ingress restarted (it may have been
+// shipped before the crash), or resent after a failed produce request (the broker may
+// have appended it anyway). Records without it were produced once, so a consumer
+// needs to look for an earlier copy of them only where its own group may have
+// delivered them before (processors/chsink).
+const HeaderMaybeDuplicate = "gca-maybe-dup"
+
 // TopicSpec is a topic the project creates.
 type TopicSpec struct {
 	Name       string

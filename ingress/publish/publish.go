@@ -79,6 +79,7 @@ type metrics struct {
 	rejected    prometheus.Counter
 	shipped     prometheus.Counter
 	shipErrors  prometheus.Counter
+	resent      prometheus.Counter
 	shipSeconds prometheus.Histogram
 	spoolBytes  prometheus.GaugeFunc
 	full        prometheus.GaugeFunc
@@ -132,6 +133,7 @@ func New(sp *spool.Spool, w MessageWriter, opts Options) *Publisher {
 		rejected:    f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_spool_full_rejections_total", Help: "Requests refused with 503 because the spool was full (policy reject)."}),
 		shipped:     f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_shipped_total", Help: "Events acknowledged by Kafka."}),
 		shipErrors:  f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_ship_errors_total", Help: "Failed Kafka writes (each retried)."}),
+		resent:      f.NewCounter(prometheus.CounterOpts{Name: "gca_ingress_events_resent_total", Help: "Records sent to Kafka marked as possibly sent before (after a failed write, or spooled by an earlier process): consumers check them for an earlier copy."}),
 		shipSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "gca_ingress_ship_seconds", Help: "Duration of successful Kafka batch writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	p.m.spoolBytes = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "gca_ingress_spool_bytes", Help: "Bytes in the spool not yet acknowledged by Kafka."}, func() float64 { return float64(sp.Pending()) })
@@ -254,7 +256,11 @@ func (p *Publisher) logical(topic string) string {
 // Run ships the spool to Kafka until ctx is cancelled. It returns nil on cancellation.
 func (p *Publisher) Run(ctx context.Context) error {
 	pos := p.spool.Start()
+	recovered := p.spool.Recovered()
 	backoff := p.opts.BackoffMin
+	// resend is set while a batch is being sent again after a failed write: the broker
+	// may have appended part or all of it.
+	resend := false
 	for {
 		recs, err := p.spool.Read(pos, p.opts.BatchRecords, p.opts.BatchBytes)
 		if err != nil {
@@ -280,7 +286,13 @@ func (p *Publisher) Run(ctx context.Context) error {
 		p.shipping.Store(true)
 		msgs := make([]kafka.Message, len(recs))
 		for i, r := range recs {
-			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: eventHeaders(p.logical(r.Topic))}
+			h := eventHeaders(p.logical(r.Topic))
+			if resend || !r.Next.After(recovered) {
+				// A copy may be in Kafka already: the consumers look for it.
+				h = append(h, kafka.Header{Key: schemas.HeaderMaybeDuplicate, Value: []byte("1")})
+				p.m.resent.Inc()
+			}
+			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: h}
 		}
 		start := time.Now()
 		if err := p.w.WriteMessages(ctx, msgs...); err != nil {
@@ -295,8 +307,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, p.opts.BackoffMax)
+			resend = true
 			continue
 		}
+		resend = false
 		backoff = p.opts.BackoffMin
 		p.m.shipSeconds.Observe(time.Since(start).Seconds())
 		p.m.shipped.Add(float64(len(msgs)))
@@ -335,9 +349,10 @@ func NewKafkaWriter(brokers []string) *kafka.Writer {
 		BatchSize:    1000,
 		BatchBytes:   8 << 20,
 		BatchTimeout: 2 * time.Millisecond,
-		// The shipper retries forever with its own backoff; the writer tries a batch
-		// twice so a single broker hiccup does not surface.
-		MaxAttempts:  2,
+		// The shipper retries forever with its own backoff, and marks what it sends
+		// again (schemas.HeaderMaybeDuplicate); a retry inside the writer could append
+		// a record twice unmarked.
+		MaxAttempts:  1,
 		WriteTimeout: 10 * time.Second,
 		ReadTimeout:  10 * time.Second,
 		Compression:  kafka.Snappy,

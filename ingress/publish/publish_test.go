@@ -148,3 +148,64 @@ func TestAdmitKeepsAReserve(t *testing.T) {
 		})
 	}
 }
+
+// marked reports which messages carry schemas.HeaderMaybeDuplicate.
+func (w *flakyWriter) marked() []bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]bool, len(w.got))
+	for i, m := range w.got {
+		for _, h := range m.Headers {
+			if h.Key == schemas.HeaderMaybeDuplicate && string(h.Value) == "1" {
+				out[i] = true
+			}
+		}
+	}
+	return out
+}
+
+func shipAll(t *testing.T, p *Publisher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer fcancel()
+	require.NoError(t, p.Flush(fctx))
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// TestMarksWhatMayBeInKafkaAlready: records a previous process spooled (it may have
+// shipped them without saving the cursor) and a batch sent again after a failed write
+// carry the maybe-duplicate header; records sent once do not.
+func TestMarksWhatMayBeInKafkaAlready(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := spool.Open(dir, spool.Options{})
+	require.NoError(t, err)
+	p := New(sp, &flakyWriter{}, Options{})
+	for i := range 3 {
+		require.NoError(t, p.Publish(schemas.TopicRequests, rawEvent{Key: "k", Body: fmt.Sprint("old", i)}))
+	}
+	require.NoError(t, sp.Close()) // the process stops before shipping them
+
+	sp, err = spool.Open(dir, spool.Options{})
+	require.NoError(t, err)
+	defer sp.Close()
+	w := &flakyWriter{}
+	p = New(sp, w, Options{BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond, BatchRecords: 2})
+	for i := range 2 {
+		require.NoError(t, p.Publish(schemas.TopicRequests, rawEvent{Key: "k", Body: fmt.Sprint("new", i)}))
+	}
+	shipAll(t, p)
+	require.Equal(t, []bool{true, true, true, false, false}, w.marked())
+
+	// A failed write: the batch that failed goes again, marked; the next is not.
+	w.failures = 1
+	for i := range 4 {
+		require.NoError(t, p.Publish(schemas.TopicRequests, rawEvent{Key: "k", Body: fmt.Sprint("late", i)}))
+	}
+	shipAll(t, p)
+	require.Equal(t, []bool{true, true, true, false, false, true, true, false, false}, w.marked())
+	require.Len(t, w.values(), 9)
+}

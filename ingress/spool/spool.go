@@ -100,6 +100,9 @@ type Spool struct {
 	readSeg  uint64
 	// cursor is the open cursor file, rewritten in place on every Ack.
 	cursor *os.File
+	// recovered is the end of the log when Open found it: records before it were
+	// appended by an earlier process, which may have shipped them.
+	recovered Position
 	// truncated counts the bytes Open dropped after the last good record of a segment.
 	truncated int64
 }
@@ -145,12 +148,24 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if err := s.openActive(); err != nil {
 		return nil, err
 	}
+	last := s.segs[len(s.segs)-1]
+	s.recovered = Position{Segment: last.base, Offset: last.size}
 	if s.cursor, err = os.OpenFile(filepath.Join(dir, cursorFile), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
 		_ = s.active.Close()
 		return nil, fmt.Errorf("open spool cursor: %w", err)
 	}
 	s.pending = s.bytesAfter(s.acked)
 	return s, nil
+}
+
+// Recovered is the end of the log when Open found it. A record whose Next is not after
+// it was appended by an earlier process: if that process shipped it without saving the
+// cursor past it, it is shipped again now.
+func (s *Spool) Recovered() Position { return s.recovered }
+
+// After reports whether p is later in the log than q.
+func (p Position) After(q Position) bool {
+	return p.Segment > q.Segment || p.Segment == q.Segment && p.Offset > q.Offset
 }
 
 func (s *Spool) segPath(base uint64) string {

@@ -11,6 +11,7 @@ type Metrics struct {
 	lookupSeconds *prometheus.HistogramVec
 	rows          *prometheus.CounterVec
 	duplicates    *prometheus.CounterVec
+	lookedUp      *prometheus.CounterVec
 }
 
 // NewMetrics registers the sink metrics with reg.
@@ -35,5 +36,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gca_processor_duplicates_dropped_total",
 			Help: "Events dropped before insert because they were already stored (where=stored) or repeated within the batch (where=batch).",
 		}, []string{"table", "where"}),
+		lookedUp: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "gca_processor_dedupe_events_total",
+			Help: "Events of batches by whether the dedupe lookup checked them: why=unverified (their partition's earlier copies are not ruled out yet), maybe_duplicate (the producer marked them), unknown (no origin: a replay), or why=skipped (produced once and read past anything this group delivered before).",
+		}, []string{"table", "why"}),
 	}
 }

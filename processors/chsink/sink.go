@@ -6,24 +6,45 @@
 // # Idempotence
 //
 // Kafka delivers at least once, so a batch can hold events that are already stored (a
-// batch written but not committed before a crash, a rebalance, a replay) or the same
-// event twice. ReplacingMergeTree on request_logs would collapse such rows eventually,
-// but a materialized view fires on every inserted block: a redelivered event that
-// reached the INSERT would be counted twice in system_stats and api_key_metrics for
-// good. So Write drops, before inserting,
+// batch written but not committed before a crash, a rebalance, a replay, a record the
+// ingress produced twice) or the same event twice. ReplacingMergeTree on request_logs
+// would collapse such rows eventually, but a materialized view fires on every inserted
+// block: a redelivered event that reached the INSERT would be counted twice in
+// system_stats and api_key_metrics for good. So Write drops, before inserting,
 //
 //  1. repeats within the batch (by event_id), and
 //  2. events the table already holds: one SELECT per table and batch that looks the
-//     batch's events up by their full sorting key in an external table (see
-//     chddl.Lookup); it reads only the granules that could hold them.
+//     events up by their full sorting key in an external table (see chddl.Lookup); it
+//     reads only the granules that could hold them.
+//
+// The lookup costs about as much as the insert, so it covers only the events that can
+// have an earlier copy:
+//
+//   - Redelivery within the group. A partition's records are written in offset order,
+//     one atomic INSERT per table and batch, so what a previous owner (or this sink
+//     before a failed write) stored of a partition is a prefix of what is delivered
+//     again: the events from the committed offset up to where that owner got. In
+//     each generation of the consumer loop (consume.Batch.Generation), the events of a
+//     partition are looked up batch after batch until a lookup finds none of them
+//     stored; from there on the partition is verified for that table and its events
+//     go in unchecked. A failed Write forgets every verification, as it may have
+//     stored part of its batch.
+//   - Records produced twice. The ingress ships its spool again after a restart and
+//     resends a batch after a failed produce request; those copies land at new
+//     offsets, and it marks them (schemas.HeaderMaybeDuplicate): marked events are
+//     always looked up.
+//
+// An event without an origin is always looked up: processors replay builds its batches
+// by hand, without origins, as it writes into tables that may hold its events already
+// (in place, or a catch-up after a switch).
 //
 // The remaining window: two writers that check and insert the same event at the same
 // time. processors/consume fences rebalances (a member finishes and commits its batch
 // before the partitions move), so this takes a write that outlives the fence: a batch
 // abandoned after DrainTimeout whose INSERT still lands on the server, or a member the
 // group evicted while it kept writing (a process stalled past the session timeout).
-// (An event the ingress produced twice keeps its record key, so both copies reach the
-// same writer, in one batch or in consecutive ones, and are caught.) Then request_logs
+// (An event the ingress produced twice is marked and keeps its record key, so both
+// copies reach the same writer, in one batch or in later ones, and are caught.) Then request_logs
 // holds the event twice until a merge collapses it; analysts who count with `FINAL` or
 // uniqExact(id) (the queries in queries/) see it once, as do error_logs
 // (ReplacingMergeTree) and api_key_metrics' consecutive_failures (uniqExact), while the
@@ -68,7 +89,15 @@ type Sink struct {
 	m       *Metrics
 	now     func() time.Time
 
+	// generation is the consumer generation of the last batch; verified holds the
+	// partitions whose events, in that generation, need no lookup any more.
+	generation uint64
+	verified   map[partitionTable]bool
+
 	seen   map[string]struct{}
+	from   []origin
+	pick   []int
+	found  map[partitionTable]bool
 	reqs   []*schemas.RequestEvent
 	states []*schemas.KeyStateEvent
 	audits []*schemas.AuditEvent
@@ -87,12 +116,14 @@ type lookupRows struct {
 // New returns a sink for the database and server version the schema was migrated for.
 func New(conn Conn, v chddl.Version, opts chddl.Options, m *Metrics) *Sink {
 	s := &Sink{
-		conn:    conn,
-		db:      "`" + opts.Database + "`",
-		cluster: opts.Cluster != "",
-		m:       m,
-		now:     time.Now,
-		seen:    map[string]struct{}{},
+		conn:     conn,
+		db:       "`" + opts.Database + "`",
+		cluster:  opts.Cluster != "",
+		m:        m,
+		now:      time.Now,
+		seen:     map[string]struct{}{},
+		found:    map[partitionTable]bool{},
+		verified: map[partitionTable]bool{},
 	}
 	s.lookups.request = chddl.RequestLookup(v, opts)
 	s.lookups.keyState = chddl.KeyStateLookup(v, opts)
@@ -103,29 +134,40 @@ func New(conn Conn, v chddl.Version, opts chddl.Options, m *Metrics) *Sink {
 // Write inserts the batch's events that are not stored yet. It is safe to call again
 // with the same batch after an error: what the failed call inserted is found and
 // skipped.
-func (s *Sink) Write(ctx context.Context, b *consume.Batch) error {
+func (s *Sink) Write(ctx context.Context, b *consume.Batch) (err error) {
+	if b.Generation != s.generation {
+		clear(s.verified)
+		s.generation = b.Generation
+	}
+	defer func() {
+		if err != nil {
+			// Part of the batch may be stored: check it all again.
+			clear(s.verified)
+		}
+	}()
 	if s.cluster {
 		// The Distributed tables must forward each insert before Write returns, or the
 		// next lookup could miss rows still queued on this node.
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 	}
-	if err := s.writeRequests(ctx, b.Requests); err != nil {
+	if err := s.writeRequests(ctx, b.Requests, b.RequestOrigins); err != nil {
 		return err
 	}
-	if err := s.writeKeyStates(ctx, b.KeyStates); err != nil {
+	if err := s.writeKeyStates(ctx, b.KeyStates, b.KeyStateOrigins); err != nil {
 		return err
 	}
-	return s.writeAudits(ctx, b.Audits)
+	return s.writeAudits(ctx, b.Audits, b.AuditOrigins)
 }
 
-func (s *Sink) writeRequests(ctx context.Context, events []*schemas.RequestEvent) error {
+func (s *Sink) writeRequests(ctx context.Context, events []*schemas.RequestEvent, origins []consume.Origin) error {
 	const table = "request_logs"
 	if len(events) == 0 {
 		return nil
 	}
-	fresh := unique(s, events, s.reqs[:0], func(e *schemas.RequestEvent) string { return e.EventID })
+	fresh, from := unique(s, events, origins, s.reqs[:0], s.from[:0], func(e *schemas.RequestEvent) string { return e.EventID })
 	s.lk.reset()
-	for _, e := range fresh {
+	for _, i := range s.plan(table, from) {
+		e := fresh[i]
 		s.lk.id = append(s.lk.id, e.EventID)
 		s.lk.ts = append(s.lk.ts, eventTime(e.TimeMs))
 		s.lk.a = append(s.lk.a, e.KeyHash)
@@ -135,6 +177,7 @@ func (s *Sink) writeRequests(ctx context.Context, events []*schemas.RequestEvent
 	if err != nil {
 		return err
 	}
+	s.verify(table, from, func(i int) bool { _, ok := stored[fresh[i].EventID]; return ok })
 	s.req.reset()
 	for _, e := range fresh {
 		if _, ok := stored[e.EventID]; !ok {
@@ -147,14 +190,15 @@ func (s *Sink) writeRequests(ctx context.Context, events []*schemas.RequestEvent
 	return s.insert(ctx, table, s.req.columns(), s.req.len())
 }
 
-func (s *Sink) writeKeyStates(ctx context.Context, events []*schemas.KeyStateEvent) error {
+func (s *Sink) writeKeyStates(ctx context.Context, events []*schemas.KeyStateEvent, origins []consume.Origin) error {
 	const table = "key_state_log"
 	if len(events) == 0 {
 		return nil
 	}
-	fresh := unique(s, events, s.states[:0], func(e *schemas.KeyStateEvent) string { return e.EventID })
+	fresh, from := unique(s, events, origins, s.states[:0], s.from[:0], func(e *schemas.KeyStateEvent) string { return e.EventID })
 	s.lk.reset()
-	for _, e := range fresh {
+	for _, i := range s.plan(table, from) {
+		e := fresh[i]
 		s.lk.id = append(s.lk.id, e.EventID)
 		s.lk.ts = append(s.lk.ts, eventTime(e.TimeMs))
 		s.lk.a = append(s.lk.a, e.Project)
@@ -163,6 +207,7 @@ func (s *Sink) writeKeyStates(ctx context.Context, events []*schemas.KeyStateEve
 	if err != nil {
 		return err
 	}
+	s.verify(table, from, func(i int) bool { _, ok := stored[fresh[i].EventID]; return ok })
 	s.ks.reset()
 	for _, e := range fresh {
 		if _, ok := stored[e.EventID]; !ok {
@@ -175,14 +220,15 @@ func (s *Sink) writeKeyStates(ctx context.Context, events []*schemas.KeyStateEve
 	return s.insert(ctx, table, s.ks.columns(), s.ks.len())
 }
 
-func (s *Sink) writeAudits(ctx context.Context, events []*schemas.AuditEvent) error {
+func (s *Sink) writeAudits(ctx context.Context, events []*schemas.AuditEvent, origins []consume.Origin) error {
 	const table = "audit_log"
 	if len(events) == 0 {
 		return nil
 	}
-	fresh := unique(s, events, s.audits[:0], func(e *schemas.AuditEvent) string { return e.EventID })
+	fresh, from := unique(s, events, origins, s.audits[:0], s.from[:0], func(e *schemas.AuditEvent) string { return e.EventID })
 	s.lk.reset()
-	for _, e := range fresh {
+	for _, i := range s.plan(table, from) {
+		e := fresh[i]
 		s.lk.id = append(s.lk.id, e.EventID)
 		s.lk.ts = append(s.lk.ts, eventTime(e.TimeMs))
 	}
@@ -190,6 +236,7 @@ func (s *Sink) writeAudits(ctx context.Context, events []*schemas.AuditEvent) er
 	if err != nil {
 		return err
 	}
+	s.verify(table, from, func(i int) bool { _, ok := stored[fresh[i].EventID]; return ok })
 	s.au.reset()
 	for _, e := range fresh {
 		if _, ok := stored[e.EventID]; !ok {
@@ -202,18 +249,91 @@ func (s *Sink) writeAudits(ctx context.Context, events []*schemas.AuditEvent) er
 	return s.insert(ctx, table, s.au.columns(), s.au.len())
 }
 
-// unique appends to dst the events of src whose id was not seen earlier in src.
-func unique[E any](s *Sink, src []E, dst []E, id func(E) string) []E {
+// unique appends to dst the events of src whose id was not seen earlier in src, and to
+// from their origins (an unknown origin when origins does not match src).
+func unique[E any](s *Sink, src []E, origins []consume.Origin, dst []E, from []origin, id func(E) string) ([]E, []origin) {
 	clear(s.seen)
-	for _, e := range src {
+	known := len(origins) == len(src)
+	for i, e := range src {
 		k := id(e)
 		if _, dup := s.seen[k]; dup {
 			continue
 		}
 		s.seen[k] = struct{}{}
 		dst = append(dst, e)
+		if known {
+			from = append(from, origin{Origin: origins[i], known: true})
+		} else {
+			from = append(from, origin{})
+		}
 	}
-	return dst
+	s.from = from
+	return dst, from
+}
+
+// origin is where a fresh event was read, if known, and why it is looked up.
+type origin struct {
+	consume.Origin
+	known bool
+	why   string // "" when it is not looked up
+}
+
+// partitionTable is a partition whose events go to a table.
+type partitionTable struct {
+	topic     string
+	partition int
+	table     string
+}
+
+// Reasons to look an event up (the why label of gca_processor_dedupe_events_total).
+const (
+	whyUnknown    = "unknown"
+	whyMarked     = "maybe_duplicate"
+	whyUnverified = "unverified"
+	whySkipped    = "skipped"
+)
+
+// plan decides which fresh events to look up and returns their indexes; see the
+// package doc.
+func (s *Sink) plan(table string, from []origin) []int {
+	s.pick = s.pick[:0]
+	for i := range from {
+		o := &from[i]
+		switch {
+		case !o.known:
+			o.why = whyUnknown
+		case o.MaybeDuplicate:
+			o.why = whyMarked
+		case !s.verified[partitionTable{o.Topic, o.Partition, table}]:
+			o.why = whyUnverified
+		default:
+			s.m.lookedUp.WithLabelValues(table, whySkipped).Inc()
+			continue
+		}
+		s.m.lookedUp.WithLabelValues(table, o.why).Inc()
+		s.pick = append(s.pick, i)
+	}
+	return s.pick
+}
+
+// verify marks verified, for table, the partitions whose unverified events of this
+// batch were looked up and none found stored: what an earlier writer stored of a
+// partition is a prefix of it, so nothing after them can be stored either.
+func (s *Sink) verify(table string, from []origin, stored func(i int) bool) {
+	clear(s.found)
+	for _, i := range s.pick {
+		o := from[i]
+		if o.why != whyUnverified {
+			continue
+		}
+		k := partitionTable{o.Topic, o.Partition, table}
+		s.found[k] = s.found[k] || stored(i)
+	}
+	for k, found := range s.found {
+		if !found {
+			s.verified[k] = true
+		}
+	}
 }
 
 // clearTail drops the references a reused slice holds, so decoded events can be freed.
@@ -229,6 +349,9 @@ func (l *lookupRows) reset() {
 // lookup returns the ids of the batch that table already holds. cols are the external
 // table's columns in the order of lk.Columns; the first is the id, the second the time.
 func (s *Sink) lookup(ctx context.Context, table string, lk chddl.Lookup, cols []any) (map[string]struct{}, error) {
+	if len(cols[0].([]string)) == 0 {
+		return nil, nil // nothing to look up
+	}
 	start := s.now()
 	defs := make([]func(*ext.Table) error, len(lk.Columns))
 	for i, c := range lk.Columns {

@@ -260,3 +260,80 @@ func TestWriteLargeBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{20000, 20000}, []uint64{final, raw})
 }
+
+// originBatch is a batch of reqs read from partition 0 of topic t at offsets first...,
+// in generation gen.
+func originBatch(reqs []*schemas.RequestEvent, first int, gen uint64) *consume.Batch {
+	b := &consume.Batch{Generation: gen}
+	for i, e := range reqs {
+		b.Requests = append(b.Requests, e)
+		b.RequestOrigins = append(b.RequestOrigins, consume.Origin{Topic: "t", Partition: 0, Offset: int64(first + i)})
+	}
+	return b
+}
+
+// TestLookupOnlyWhereACopyCanBe: a writer that took a partition over looks its events
+// up batch after batch while they turn out stored — what the previous owner wrote
+// before it died uncommitted — and stops at the first batch with none stored; from
+// there only events the producer marked are looked up, until the next generation.
+// Every event is stored once.
+func TestLookupOnlyWhereACopyCanBe(t *testing.T) {
+	_, _, db, prec := newSink(t)
+	ctx := testenv.Context(t)
+	conn := testenv.OpenClickHouse(t, db)
+	v, err := chddl.ServerVersion(ctx, conn)
+	require.NoError(t, err)
+	opts := chddl.Options{Database: db, RetentionDays: 30, StatsRetentionDays: 730}
+	g := chtest.NewGen(11, time.Now().UTC().Add(-2*time.Hour).Truncate(time.Second))
+	reqs := g.Requests(1000, time.Hour)
+
+	// The previous owner writes offsets 0-399 in two batches and dies before it commits.
+	regA := prometheus.NewRegistry()
+	a := chsink.New(conn, v, opts, chsink.NewMetrics(regA))
+	require.NoError(t, a.Write(ctx, originBatch(reqs[0:200], 0, 1)))
+	require.NoError(t, a.Write(ctx, originBatch(reqs[200:400], 200, 1)))
+
+	// The next owner starts again at offset 0.
+	regB := prometheus.NewRegistry()
+	b := chsink.New(conn, v, opts, chsink.NewMetrics(regB))
+	for first := 0; first < 600; first += 150 {
+		require.NoError(t, b.Write(ctx, originBatch(reqs[first:first+150], first, 1)))
+	}
+	// Verified now; a copy of an early event that the ingress sent again (marked) is
+	// still caught.
+	next := originBatch(reqs[600:800], 600, 1)
+	next.Requests = append(next.Requests, reqs[5])
+	next.RequestOrigins = append(next.RequestOrigins, consume.Origin{Topic: "t", Partition: 0, Offset: 800, MaybeDuplicate: true})
+	require.NoError(t, b.Write(ctx, next))
+	// A new generation (a rebalance) checks again.
+	require.NoError(t, b.Write(ctx, originBatch(reqs[800:1000], 801, 2)))
+
+	final, distinct, raw, err := chtest.CountRequests(ctx, conn, db)
+	require.NoError(t, err)
+	require.Equal(t, [3]uint64{1000, 1000, 1000}, [3]uint64{final, distinct, raw}, "request_logs FINAL, uniqExact(id), raw count")
+	stats, err := chtest.ReadSystemStats(ctx, conn, db)
+	require.NoError(t, err)
+	require.Equal(t, chtest.ExpectSystemStats(reqs, prec), stats)
+
+	const help = `# HELP gca_processor_dedupe_events_total Events of batches by whether the dedupe lookup checked them: why=unverified (their partition's earlier copies are not ruled out yet), maybe_duplicate (the producer marked them), unknown (no origin: a replay), or why=skipped (produced once and read past anything this group delivered before).
+# TYPE gca_processor_dedupe_events_total counter
+`
+	// A: its first batch found nothing stored, so its second went unchecked.
+	require.NoError(t, testutil.GatherAndCompare(regA, strings.NewReader(help+`
+gca_processor_dedupe_events_total{table="request_logs",why="skipped"} 200
+gca_processor_dedupe_events_total{table="request_logs",why="unverified"} 200
+`), "gca_processor_dedupe_events_total"))
+	// B: 0-449 held stored events (0-399), 450-599 none; 600-799 unchecked but the
+	// marked copy; 800-999 checked in the new generation.
+	require.NoError(t, testutil.GatherAndCompare(regB, strings.NewReader(help+`
+gca_processor_dedupe_events_total{table="request_logs",why="maybe_duplicate"} 1
+gca_processor_dedupe_events_total{table="request_logs",why="skipped"} 200
+gca_processor_dedupe_events_total{table="request_logs",why="unverified"} 800
+`), "gca_processor_dedupe_events_total"))
+	require.NoError(t, testutil.GatherAndCompare(regB, strings.NewReader(`
+# HELP gca_processor_duplicates_dropped_total Events dropped before insert because they were already stored (where=stored) or repeated within the batch (where=batch).
+# TYPE gca_processor_duplicates_dropped_total counter
+gca_processor_duplicates_dropped_total{table="request_logs",where="batch"} 0
+gca_processor_duplicates_dropped_total{table="request_logs",where="stored"} 401
+`), "gca_processor_duplicates_dropped_total"))
+}

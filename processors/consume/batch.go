@@ -45,12 +45,32 @@ type Batch struct {
 	// Offsets is the range of offsets the batch covers in each topic partition,
 	// dead-lettered records included.
 	Offsets []PartitionRange
+	// RequestOrigins, KeyStateOrigins and AuditOrigins say where each event was read,
+	// index for index with Requests, KeyStates and Audits. Batches built by hand may
+	// leave them empty: then nothing is known of where their events come from.
+	RequestOrigins  []Origin
+	KeyStateOrigins []Origin
+	AuditOrigins    []Origin
+	// Generation numbers the loop's partition assignments: it changes whenever the
+	// loop starts reading its partitions from their committed offsets again (a
+	// rebalance, a restart), so a sink can tell the records it may have seen before.
+	Generation uint64
 
 	// last holds the last message per partition: the offsets to commit.
 	last []kafka.Message
 	// dead holds the dead-letter records to write before the batch is committed.
 	dead    []kafka.Message
 	records int
+}
+
+// Origin is where an event was read.
+type Origin struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	// MaybeDuplicate is set when the producer marked the record as possibly written
+	// to Kafka before (schemas.HeaderMaybeDuplicate).
+	MaybeDuplicate bool
 }
 
 // PartitionRange is the first and last offset of a batch in one topic partition.
@@ -95,11 +115,17 @@ func (b *Batch) reset() {
 	clear(b.Requests)
 	clear(b.KeyStates)
 	clear(b.Audits)
+	clear(b.RequestOrigins)
+	clear(b.KeyStateOrigins)
+	clear(b.AuditOrigins)
 	clear(b.last)
 	clear(b.dead)
 	b.Requests = b.Requests[:0]
 	b.KeyStates = b.KeyStates[:0]
 	b.Audits = b.Audits[:0]
+	b.RequestOrigins = b.RequestOrigins[:0]
+	b.KeyStateOrigins = b.KeyStateOrigins[:0]
+	b.AuditOrigins = b.AuditOrigins[:0]
 	b.Offsets = b.Offsets[:0]
 	b.last = b.last[:0]
 	b.dead = b.dead[:0]

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,8 @@ type Loop struct {
 
 	batches [2]Batch
 	now     func() time.Time
+	// generations counts the generations this loop took part in (Batch.Generation).
+	generations atomic.Uint64
 }
 
 // New builds a loop; nothing connects until Run.
@@ -147,6 +150,7 @@ func (l *Loop) generation(parent, gctx context.Context, gen *kafka.Generation) {
 	stopFence := context.AfterFunc(gctx, func() { time.AfterFunc(l.cfg.DrainTimeout, cancelWrites) })
 	defer stopFence()
 
+	seq := l.generations.Add(1)
 	// Fetching: one reader per assigned partition, fanned into msgs, cut into batches.
 	fctx, stopFetch := context.WithCancel(gctx)
 	msgs := make(chan kafka.Message, min(l.cfg.BatchSize, 8192))
@@ -168,7 +172,7 @@ func (l *Loop) generation(parent, gctx context.Context, gen *kafka.Generation) {
 	batcher.Add(1)
 	go func() {
 		defer batcher.Done()
-		l.cut(fctx, msgs, free, ready)
+		l.cut(fctx, seq, msgs, free, ready)
 	}()
 	defer func() {
 		stopFetch()
@@ -263,7 +267,7 @@ func (l *Loop) readPartition(ctx context.Context, topic string, partition int, o
 
 // cut fills batches taken from free with records from msgs and hands them to ready:
 // a batch is cut when it holds BatchSize records or BatchInterval after its first.
-func (l *Loop) cut(ctx context.Context, msgs <-chan kafka.Message, free chan *Batch, ready chan<- *Batch) {
+func (l *Loop) cut(ctx context.Context, generation uint64, msgs <-chan kafka.Message, free chan *Batch, ready chan<- *Batch) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -274,6 +278,7 @@ func (l *Loop) cut(ctx context.Context, msgs <-chan kafka.Message, free chan *Ba
 		case b = <-free:
 		}
 		b.reset()
+		b.Generation = generation
 		// The first record opens the batch and starts its interval.
 		select {
 		case <-ctx.Done():
@@ -319,13 +324,18 @@ func (l *Loop) add(b *Batch, m *kafka.Message) {
 		b.dead = append(b.dead, deadLetter(m, err, l.cfg.Consumer))
 		return
 	}
+	o := Origin{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		MaybeDuplicate: header(m, schemas.HeaderMaybeDuplicate) == "1"}
 	switch e := ev.(type) {
 	case *schemas.RequestEvent:
 		b.Requests = append(b.Requests, e)
+		b.RequestOrigins = append(b.RequestOrigins, o)
 	case *schemas.KeyStateEvent:
 		b.KeyStates = append(b.KeyStates, e)
+		b.KeyStateOrigins = append(b.KeyStateOrigins, o)
 	case *schemas.AuditEvent:
 		b.Audits = append(b.Audits, e)
+		b.AuditOrigins = append(b.AuditOrigins, o)
 	}
 }
 

@@ -25,10 +25,12 @@ import (
 // recorder is a sink that keeps every event id it was given, and can be told to fail or
 // to block.
 type recorder struct {
-	mu     sync.Mutex
-	seen   map[string]int
-	writes int
-	fail   func(write int) error
+	mu      sync.Mutex
+	seen    map[string]int
+	origins map[string]consume.Origin
+	gens    map[uint64]bool
+	writes  int
+	fail    func(write int) error
 }
 
 func (r *recorder) Write(ctx context.Context, b *consume.Batch) error {
@@ -43,8 +45,14 @@ func (r *recorder) Write(ctx context.Context, b *consume.Batch) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range b.Requests {
+	for i, e := range b.Requests {
 		r.seen[e.EventID]++
+		if r.origins != nil && len(b.RequestOrigins) == len(b.Requests) {
+			r.origins[e.EventID] = b.RequestOrigins[i]
+		}
+	}
+	if r.gens != nil {
+		r.gens[b.Generation] = true
 	}
 	return nil
 }
@@ -111,6 +119,54 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		require.True(t, time.Now().Before(deadline), "timed out waiting: %s", what)
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Each event comes with where it was read — partition, offset, and the producer's
+// maybe-duplicate mark — and each batch with the loop's generation.
+func TestBatchesSayWhereEventsCameFrom(t *testing.T) {
+	testenv.RequireKafka(t)
+	topic := testenv.Topic(t, "gca_origin", 3)
+	dlq := testenv.Topic(t, "gca_origin_dlq", 1)
+	g := chtest.NewGen(5, time.Now().Add(-time.Hour))
+	events := g.Requests(300, time.Hour)
+	marked := map[string]bool{}
+	var msgs []kafka.Message
+	for i, e := range events {
+		m := chtest.Record(t, topic, e, false)
+		if i%7 == 0 {
+			m.Headers = append(m.Headers, kafka.Header{Key: schemas.HeaderMaybeDuplicate, Value: []byte("1")})
+			marked[e.EventID] = true
+		}
+		msgs = append(msgs, m)
+	}
+	chtest.Produce(t, testenv.KafkaBrokers(), msgs)
+	cfg := consume.Config{
+		Brokers: testenv.KafkaBrokers(), GroupID: testenv.UniqueName(t, "gca_origin"), Topics: []string{topic},
+		DeadLetterTopic: dlq, BatchSize: 50, BatchInterval: 50 * time.Millisecond,
+	}
+	sink := &recorder{seen: map[string]int{}, origins: map[string]consume.Origin{}, gens: map[uint64]bool{}}
+	stop := run(t, cfg, sink)
+	eventually(t, "all read", func() bool { return sink.distinct() == len(events) })
+	stop()
+
+	offsets := map[int]map[int64]bool{}
+	for _, e := range events {
+		o, ok := sink.origins[e.EventID]
+		require.True(t, ok, "origin of %s", e.EventID)
+		require.Equal(t, topic, o.Topic)
+		require.Equal(t, marked[e.EventID], o.MaybeDuplicate, "mark of %s", e.EventID)
+		if offsets[o.Partition] == nil {
+			offsets[o.Partition] = map[int64]bool{}
+		}
+		require.False(t, offsets[o.Partition][o.Offset], "offset %d/%d given twice", o.Partition, o.Offset)
+		offsets[o.Partition][o.Offset] = true
+	}
+	for p, got := range offsets {
+		for off := range int64(len(got)) {
+			require.True(t, got[off], "partition %d: offset %d missing", p, off)
+		}
+	}
+	require.Equal(t, map[uint64]bool{1: true}, sink.gens, "one generation")
 }
 
 // While the sink fails nothing is committed; the same batch is retried and, once it is

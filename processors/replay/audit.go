@@ -64,6 +64,9 @@ func (a *Auditor) Record(ctx context.Context, actor, action, target string, para
 	msg := kafka.Message{Key: []byte(e.RecordKey()), Value: b, Headers: []kafka.Header{
 		{Key: schemas.HeaderEventType, Value: []byte(schemas.TypeAudit)},
 		{Key: schemas.HeaderEventVersion, Value: []byte(strconv.Itoa(schemas.AuditVersion))},
+		// kafka-go retries a failed produce request itself (MaxAttempts), which can
+		// append the record twice; audit events are rare, so each is checked.
+		{Key: schemas.HeaderMaybeDuplicate, Value: []byte("1")},
 	}}
 	if err := a.w.WriteMessages(ctx, msg); err != nil {
 		return nil, fmt.Errorf("write audit event %s to %s: %w", action, a.w.Topic, err)
