@@ -35,10 +35,19 @@ type meteredSink struct {
 	batchRows   []float64 // request rows per write
 	inserts     int       // INSERT statements (one per table with rows in a write)
 	lag         bool      // record lags (pipeline) or not (replay: its events are old)
+	// withoutOrigins hands the inner sink the batches without their origins, so that
+	// the ClickHouse sink looks every event up, as processors replay has it do.
+	withoutOrigins bool
 }
 
 func (m *meteredSink) Write(ctx context.Context, b *consume.Batch) error {
-	if err := m.inner.Write(ctx, b); err != nil {
+	in := b
+	if m.withoutOrigins {
+		c := *b
+		c.RequestOrigins, c.KeyStateOrigins, c.AuditOrigins = nil, nil, nil
+		in = &c
+	}
+	if err := m.inner.Write(ctx, in); err != nil {
 		return err
 	}
 	now := time.Now()

@@ -24,8 +24,9 @@ type replayRun struct {
 // runReplay is part 5: what a replay does, without the switch-over. The events wait
 // in a fresh topic; fresh consumer groups read them from the first offset into a
 // fresh ClickHouse database and a fresh Valkey prefix, both groups at once, through
-// the processors' consumer loop and sinks. Replay itself (issue 6) will add the
-// choice of start offset and the comparison with live state.
+// the processors' consumer loop and sinks. As in processors replay, which cannot know
+// whether old records were marked by their producer, the ClickHouse sink looks every
+// event up (the live consumers look up only where a copy can be; part 4).
 func runReplay(b *bench) {
 	sz := b.sz
 	mustf(b, b.layout.unpin(), "unpin")
@@ -47,6 +48,7 @@ func runReplay(b *bench) {
 	unfinished := 0
 	for rep := range sz.Reps {
 		s := openSinks(b, req, ks, dlq, false)
+		s.ch.withoutOrigins = true
 		stopProfile := func() {}
 		if rep == 0 && b.profileDir != "" {
 			stopProfile = b.profileSelf("replay-consumers")

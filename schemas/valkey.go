@@ -108,27 +108,51 @@ func (k Keys) PendingDay(project, model, day string) string {
 	return k.Pending(project, model) + ":d:" + day
 }
 
-// SettleReservationLua defines settle(hash, id): it deletes reservation id from the
-// pending hash and takes it out of the minute and day totals (which are built from the
-// hash key's name), when it is still there. Settling twice changes nothing. A total that
-// has expired is not recreated. Both the processors (when they count an attempt) and the
-// ingress (when an attempt consumed no quota) settle with it, inside their own scripts.
+// SettleReservationLua defines settle_many(hash, ids) and settle(hash, id): they delete
+// the reservations from the pending hash and take them out of the minute and day totals
+// (which are built from the hash key's name), those that are still there. Settling twice
+// changes nothing. A total that has expired is not recreated. Both the processors (when
+// they count attempts) and the ingress (when an attempt consumed no quota) settle with
+// it, inside their own scripts. settle_many reads and deletes the entries with one
+// command each and updates each total once, whatever the number of reservations.
 const SettleReservationLua = `
-local function settle(hash, id)
-  local v = redis.call('HGET', hash, id)
-  if not v then return 0 end
-  redis.call('HDEL', hash, id)
-  local m, t, _, d = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
-  if m == nil then return 1 end
-  local mk = hash .. ':m:' .. m
-  if redis.call('EXISTS', mk) == 1 then
-    redis.call('HINCRBY', mk, 'r', -1)
-    redis.call('HINCRBY', mk, 't', -tonumber(t))
+local function settle_many(hash, ids)
+  local n = 0
+  for c = 1, #ids, 1000 do
+    local part = {unpack(ids, c, math.min(c + 999, #ids))}
+    local vs = redis.call('HMGET', hash, unpack(part))
+    local gone, seen, mins, days = {}, {}, {}, {}
+    for j = 1, #part do
+      local v = vs[j]
+      if v and not seen[part[j]] then
+        seen[part[j]] = true
+        gone[#gone + 1] = part[j]
+        local m, t, _, d = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+        if m then
+          local e = mins[m]
+          if not e then e = {0, 0}; mins[m] = e end
+          e[1], e[2] = e[1] + 1, e[2] + tonumber(t)
+          days[d] = (days[d] or 0) + 1
+        end
+      end
+    end
+    if #gone > 0 then redis.call('HDEL', hash, unpack(gone)) end
+    for m, e in pairs(mins) do
+      local mk = hash .. ':m:' .. m
+      if redis.call('EXISTS', mk) == 1 then
+        redis.call('HINCRBY', mk, 'r', -e[1])
+        redis.call('HINCRBY', mk, 't', -e[2])
+      end
+    end
+    for d, c in pairs(days) do
+      local dk = hash .. ':d:' .. d
+      if redis.call('EXISTS', dk) == 1 then redis.call('DECRBY', dk, c) end
+    end
+    n = n + #gone
   end
-  local dk = hash .. ':d:' .. d
-  if redis.call('EXISTS', dk) == 1 then redis.call('DECR', dk) end
-  return 1
+  return n
 end
+local function settle(hash, id) return settle_many(hash, {id}) end
 `
 
 // Applied marks an event as applied to the project's counters.

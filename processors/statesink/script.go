@@ -144,11 +144,16 @@ for _ = 1, tonumber(nxt()) do
   end
   apply_health(H, F, s)
 end
--- The reservations the counted attempts held: what was pending is now counted.
+-- The reservations the counted attempts held: what was pending is now counted. They
+-- are settled per pending hash, each hash with one read and one delete.
+local byHash, hashes = {}, {}
 for _ = 1, tonumber(nxt()) do
   local hash = tag .. nxt()
-  settle(hash, nxt())
+  local ids = byHash[hash]
+  if not ids then ids = {}; byHash[hash] = ids; hashes[#hashes + 1] = hash end
+  ids[#ids + 1] = nxt()
 end
+for _, hash in ipairs(hashes) do settle_many(hash, byHash[hash]) end
 return {}
 `
 

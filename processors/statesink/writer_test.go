@@ -4,6 +4,7 @@ package statesink
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -631,4 +632,51 @@ func TestCountingSettlesTheReservation(t *testing.T) {
 	require.Equal(t, []string{"r-other"}, fields)
 	require.Equal(t, []string{"1", "1", "1"}, totals())
 	require.Equal(t, Usage{MinuteRequests: 1, MinuteTokens: 7, DayRequests: 1}, e.usage("p1", modelPro, base))
+}
+
+// TestCountingSettlesManyReservations: one call settles the reservations of many
+// events, of two minutes, each entry once and each total by the sum it held; an id no
+// longer pending and a malformed entry change no total.
+func TestCountingSettlesManyReservations(t *testing.T) {
+	e := newEnv(t)
+	base := nextMinute()
+	next := base.Add(time.Minute)
+	pending := e.keys.Pending("p1", modelPro)
+	day := schemas.PacificDay(base)
+	entry := func(at time.Time, tokens int) string {
+		return strconv.FormatInt(schemas.MinuteOf(at), 10) + ":" + strconv.Itoa(tokens) + ":" +
+			strconv.FormatInt(schemas.MinuteCounterExpiry(at).UnixMilli(), 10) + ":" + day
+	}
+	require.NoError(t, e.client.Do(e.ctx, e.client.B().Hset().Key(pending).FieldValue().
+		FieldValue("r1", entry(base, 5)).FieldValue("r2", entry(base, 3)).FieldValue("r3", entry(next, 2)).
+		FieldValue("r-bad", "garbage").FieldValue("r-other", entry(next, 1)).Build()).Error())
+	m0 := e.keys.PendingMinute("p1", modelPro, schemas.MinuteOf(base))
+	m1 := e.keys.PendingMinute("p1", modelPro, schemas.MinuteOf(next))
+	dTotal := e.keys.PendingDay("p1", modelPro, day)
+	require.NoError(t, e.client.Do(e.ctx, e.client.B().Hset().Key(m0).FieldValue().FieldValue("r", "2").FieldValue("t", "8").Build()).Error())
+	require.NoError(t, e.client.Do(e.ctx, e.client.B().Hset().Key(m1).FieldValue().FieldValue("r", "2").FieldValue("t", "3").Build()).Error())
+	require.NoError(t, e.client.Do(e.ctx, e.client.B().Set().Key(dTotal).Value("4").Build()).Error())
+
+	var events []*schemas.RequestEvent
+	for i, r := range []struct {
+		id string
+		at time.Time
+	}{{"r1", base}, {"r2", base}, {"r3", next}, {"r-missing", next}, {"r-bad", next}} {
+		ev := request(fmt.Sprintf("e-many-%d", i), modelPro, ok("p1", "k1", r.at, 1))
+		ev.Attempts[0].Reservation = r.id
+		events = append(events, ev)
+	}
+	require.NoError(t, e.writer(next).ApplyRequests(e.ctx, events))
+
+	fields, err := e.client.Do(e.ctx, e.client.B().Hkeys().Key(pending).Build()).AsStrSlice()
+	require.NoError(t, err)
+	require.Equal(t, []string{"r-other"}, fields)
+	for key, want := range map[string][]string{m0: {"0", "0"}, m1: {"1", "1"}} {
+		got, err := e.client.Do(e.ctx, e.client.B().Hmget().Key(key).Field("r", "t").Build()).AsStrSlice()
+		require.NoError(t, err)
+		require.Equal(t, want, got, key)
+	}
+	d, err := e.client.Do(e.ctx, e.client.B().Get().Key(dTotal).Build()).ToString()
+	require.NoError(t, err)
+	require.Equal(t, "1", d)
 }
