@@ -65,14 +65,7 @@ func TestShipsInOrderAfterOutage(t *testing.T) {
 		require.NoError(t, p.Publish(schemas.TopicRequests, e))
 		want = append(want, fmt.Sprintf(`{"Key":"k","Body":"e%03d"}`, i))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
-	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer fcancel()
-	require.NoError(t, p.Flush(fctx))
-	cancel()
-	require.NoError(t, <-done)
+	shipAll(t, p)
 	require.Equal(t, want, w.values())
 	require.Equal(t, schemas.TypeRequest, string(w.got[0].Headers[0].Value))
 }
