@@ -129,13 +129,18 @@ func indexOf(keys []genKey, k genKey) int {
 
 // producer writes generated records with the ingress's own Kafka writer settings
 // (publish.NewKafkaWriter: acks=all, snappy, 2 ms batches) and the ingress's headers.
+// The ingress's shipper retries failed writes itself, sending again only what was not
+// delivered; this load generator lets kafka-go retry instead (per partition, as the
+// shipper does), so that a fresh topic's first writes do not duplicate records.
 type producer struct {
 	w      *kafka.Writer
 	topics map[string]string // schemas topic → actual topic
 }
 
 func newProducer(brokers []string, requests, keyState string) *producer {
-	return &producer{w: publish.NewKafkaWriter(brokers), topics: map[string]string{schemas.TopicRequests: requests, schemas.TopicKeyState: keyState}}
+	w := publish.NewKafkaWriter(brokers)
+	w.MaxAttempts = 10
+	return &producer{w: w, topics: map[string]string{schemas.TopicRequests: requests, schemas.TopicKeyState: keyState}}
 }
 
 func (p *producer) messages(recs []genRecord) []kafka.Message {

@@ -257,10 +257,6 @@ func (p *Publisher) logical(topic string) string {
 func (p *Publisher) Run(ctx context.Context) error {
 	pos := p.spool.Start()
 	recovered := p.spool.Recovered()
-	backoff := p.opts.BackoffMin
-	// resend is set while a batch is being sent again after a failed write: the broker
-	// may have appended part or all of it.
-	resend := false
 	for {
 		recs, err := p.spool.Read(pos, p.opts.BatchRecords, p.opts.BatchBytes)
 		if err != nil {
@@ -286,32 +282,16 @@ func (p *Publisher) Run(ctx context.Context) error {
 		p.shipping.Store(true)
 		msgs := make([]kafka.Message, len(recs))
 		for i, r := range recs {
-			h := eventHeaders(p.logical(r.Topic))
-			if resend || !r.Next.After(recovered) {
-				// A copy may be in Kafka already: the consumers look for it.
-				h = append(h, kafka.Header{Key: schemas.HeaderMaybeDuplicate, Value: []byte("1")})
-				p.m.resent.Inc()
+			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: eventHeaders(p.logical(r.Topic))}
+			if !r.Next.After(recovered) {
+				// An earlier process spooled it and may have shipped it.
+				p.markResent(&msgs[i])
 			}
-			msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: h}
 		}
 		start := time.Now()
-		if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.m.shipErrors.Inc()
-			p.log.Warn("ship events to kafka", "records", len(msgs), "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, p.opts.BackoffMax)
-			resend = true
-			continue
+		if !p.send(ctx, msgs) {
+			return nil
 		}
-		resend = false
-		backoff = p.opts.BackoffMin
 		p.m.shipSeconds.Observe(time.Since(start).Seconds())
 		p.m.shipped.Add(float64(len(msgs)))
 		pos = recs[len(recs)-1].Next
@@ -320,6 +300,55 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		p.full.Store(false)
 	}
+}
+
+// send writes msgs to Kafka, retrying with backoff until every one is acknowledged;
+// false when ctx ended first. A retry sends only the records the failed write did not
+// deliver (kafka-go says which, per record), marked: the broker may have appended them
+// anyway.
+func (p *Publisher) send(ctx context.Context, msgs []kafka.Message) bool {
+	backoff := p.opts.BackoffMin
+	for {
+		err := p.w.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		p.m.shipErrors.Inc()
+		p.log.Warn("ship events to kafka", "records", len(msgs), "err", err, "retry_in", backoff)
+		var failed kafka.WriteErrors
+		if errors.As(err, &failed) && len(failed) == len(msgs) {
+			var again []kafka.Message
+			for i, e := range failed {
+				if e != nil {
+					again = append(again, msgs[i])
+				}
+			}
+			msgs = again
+		}
+		for i := range msgs {
+			p.markResent(&msgs[i])
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, p.opts.BackoffMax)
+	}
+}
+
+// markResent marks m as possibly in Kafka already: the consumers look for a copy.
+func (p *Publisher) markResent(m *kafka.Message) {
+	for _, h := range m.Headers {
+		if h.Key == schemas.HeaderMaybeDuplicate {
+			return
+		}
+	}
+	m.Headers = append(m.Headers, kafka.Header{Key: schemas.HeaderMaybeDuplicate, Value: []byte("1")})
+	p.m.resent.Inc()
 }
 
 // Flush waits until the spool is empty (every event acknowledged by Kafka) or ctx ends.
@@ -349,9 +378,9 @@ func NewKafkaWriter(brokers []string) *kafka.Writer {
 		BatchSize:    1000,
 		BatchBytes:   8 << 20,
 		BatchTimeout: 2 * time.Millisecond,
-		// The shipper retries forever with its own backoff, and marks what it sends
-		// again (schemas.HeaderMaybeDuplicate); a retry inside the writer could append
-		// a record twice unmarked.
+		// The shipper retries forever with its own backoff, sending again only what a
+		// write did not deliver and marking it (schemas.HeaderMaybeDuplicate); a retry
+		// inside the writer could append a record twice unmarked.
 		MaxAttempts:  1,
 		WriteTimeout: 10 * time.Second,
 		ReadTimeout:  10 * time.Second,

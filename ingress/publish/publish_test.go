@@ -202,3 +202,47 @@ func TestMarksWhatMayBeInKafkaAlready(t *testing.T) {
 	require.Equal(t, []bool{true, true, true, false, false, true, true, false, false}, w.marked())
 	require.Len(t, w.values(), 9)
 }
+
+// partialWriter delivers, on its first write, only the records at even positions and
+// reports the others failed, as kafka-go does when some partitions' produce requests
+// fail; later writes deliver everything.
+type partialWriter struct{ flakyWriter }
+
+func (w *partialWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failures == 0 {
+		w.got = append(w.got, msgs...)
+		return nil
+	}
+	w.failures--
+	errs := make(kafka.WriteErrors, len(msgs))
+	for i, m := range msgs {
+		if i%2 == 0 {
+			w.got = append(w.got, m)
+		} else {
+			errs[i] = kafka.LeaderNotAvailable
+		}
+	}
+	return errs
+}
+
+// TestResendsOnlyWhatFailed: after a partly failed write the shipper sends again only
+// the records that were not delivered, marked; none is delivered twice.
+func TestResendsOnlyWhatFailed(t *testing.T) {
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	require.NoError(t, err)
+	defer sp.Close()
+	w := &partialWriter{flakyWriter{failures: 1}}
+	p := New(sp, w, Options{BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond, BatchRecords: 6})
+	for i := range 6 {
+		require.NoError(t, p.Publish(schemas.TopicRequests, rawEvent{Key: fmt.Sprint("k", i), Body: fmt.Sprint(i)}))
+	}
+	shipAll(t, p)
+	var bodies []string
+	for _, v := range w.values() {
+		bodies = append(bodies, v[len(v)-3:len(v)-2])
+	}
+	require.Equal(t, []string{"0", "2", "4", "1", "3", "5"}, bodies)
+	require.Equal(t, []bool{false, false, false, true, true, true}, w.marked())
+}
