@@ -2,6 +2,7 @@ package keypool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -57,7 +58,22 @@ func pendingEntry(minute, tokens, expiresMs int64, day string) string {
 
 // settle takes reservations out of Valkey (attempts that consumed no quota), one script
 // call per reservation, all in one round trip. It returns the ones that failed.
+//
+// Settling is idempotent, so a call that failed in transport (a connection that died
+// while the pool was idle, found dead only by this call) is sent once more at once;
+// valkey-go resends only commands it knows to be read-only.
 func (p *Pool) settle(ctx context.Context, os []orphan) ([]orphan, error) {
+	failed, err := p.settleOnce(ctx, os)
+	if len(failed) == 0 || ctx.Err() != nil {
+		return failed, err
+	}
+	if _, reply := valkey.IsValkeyErr(errors.Unwrap(err)); reply {
+		return failed, err
+	}
+	return p.settleOnce(ctx, failed)
+}
+
+func (p *Pool) settleOnce(ctx context.Context, os []orphan) ([]orphan, error) {
 	execs := make([]valkey.LuaExec, len(os))
 	for i, o := range os {
 		execs[i] = valkey.LuaExec{Keys: []string{p.keys.Pending(o.project, o.model)}, Args: []string{o.id}}
