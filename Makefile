@@ -51,10 +51,18 @@ test-faults: stack-up build ## Fault scenarios (Kafka/ClickHouse/Valkey down, cr
 
 FUZZTIME ?= 10s
 .PHONY: fuzz-short
+# A failing input is written to the package's testdata/fuzz and runs first on every later
+# run, so a target that fails is run once more: a real failure fails again at once, while
+# a failure of the fuzzing engine itself (a worker that hung on a loaded machine) does
+# not stop CI. Either way the output of the failed run is printed.
 fuzz-short: ## Run each fuzz target for FUZZTIME (default 10s).
-	@set -e; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	@set -e; mkdir -p $(RUN); for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$spec/*_test.go | sed 's/func //'); do \
-	    echo "fuzz $$spec $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=3s $$spec >/dev/null; \
+	    echo "fuzz $$spec $$f"; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=3s $$spec >$(RUN)/fuzz.log 2>&1; then \
+	      tail -40 $(RUN)/fuzz.log; echo "fuzz $$spec $$f failed; once more"; \
+	      $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=3s $$spec >$(RUN)/fuzz.log 2>&1 || { tail -40 $(RUN)/fuzz.log; exit 1; }; \
+	    fi; \
 	  done; done
 
 BENCH_ARGS ?=
