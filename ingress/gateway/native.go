@@ -76,9 +76,7 @@ func (g *Gateway) geminiCall(c *gin.Context) {
 		// for OpenAI embeddings.
 		x.setUsage(&schemas.Usage{Prompt: call.EstimatedTokens, Total: call.EstimatedTokens})
 	default:
-		if pr, ok := upstream.Probe(resp.Body); ok {
-			x.setUsage(pr.Usage)
-		}
+		x.setUsage(resp.Usage)
 	}
 	if !x.emitOrRefuse(http.StatusOK, int64(len(resp.Body))) {
 		return

@@ -147,6 +147,9 @@ type Response struct {
 	Header http.Header
 	// Body is the complete body of a non-streaming answer (or of any error answer).
 	Body []byte
+	// Usage is the usageMetadata of a successful non-streaming answer, read while the
+	// body was checked for an embedded error (nil when it has none).
+	Usage *schemas.Usage
 	// Stream is set for a successful streaming answer.
 	Stream *Stream
 	// Failure is what the last attempt's answer meant.
@@ -388,12 +391,15 @@ func (c *Client) send(parent, dctx context.Context, lease *keypool.Lease, call *
 	if int64(len(body)) > c.opts.MaxResponseBytes {
 		return &Response{Status: http.StatusBadGateway, Body: upstreamError(http.StatusBadGateway, "upstream response exceeds the gateway's limit")}
 	}
+	var usage *schemas.Usage
 	if hr.StatusCode == http.StatusOK {
-		if pr, ok := Probe(body); !ok || pr.ErrorCode != 0 {
+		pr, ok := Probe(body)
+		if !ok || pr.ErrorCode != 0 {
 			return errorIn200(body, pr, ok)
 		}
+		usage = pr.Usage
 	}
-	return &Response{Status: hr.StatusCode, Header: hr.Header, Body: body}
+	return &Response{Status: hr.StatusCode, Header: hr.Header, Body: body, Usage: usage}
 }
 
 // errorIn200 turns a 200 that carries an error object, or garbage, into the error it is:
