@@ -67,11 +67,14 @@ fuzz-short: ## Run each fuzz target for FUZZTIME (default 10s).
 
 BENCH_ARGS ?=
 BENCH_TEST := $(GO) test -tags bench -count=1 -run '^TestBench$$' -v ./bench
+# A run of some parts only (-parts ...) goes to .run/, so it never replaces the full run
+# the README's table comes from.
+BENCH_OUT = $(if $(findstring -parts,$(BENCH_ARGS)),$(RUN)/bench-parts.json,results.json)
 
 .PHONY: bench
 bench: stack-up build ## Benchmarks side by side (latency, throughput, streams, pipeline, replay, quota), < 15 min; writes bench/results.json.
 	@mkdir -p $(RUN)
-	set -o pipefail; source <($(STACK) env) && GCA_E2E_BIN=$(BIN) $(BENCH_TEST) -timeout 20m -args -out results.json $(BENCH_ARGS) 2>&1 | tee $(RUN)/bench.log
+	set -o pipefail; source <($(STACK) env) && GCA_E2E_BIN=$(BIN) $(BENCH_TEST) -timeout 20m -args -out $(BENCH_OUT) $(BENCH_ARGS) 2>&1 | tee $(RUN)/bench.log
 
 .PHONY: bench-smoke
 bench-smoke: stack-up build ## Every benchmark with tiny sizes (< 1 min, for CI): fails when a part errors, not when a target is missed.

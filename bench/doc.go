@@ -5,7 +5,7 @@
 //
 //	make bench          # full run, < 15 minutes; writes bench/results.json
 //	make bench-smoke    # every part with tiny sizes, < 1 minute; fails when a part errors
-//	make bench BENCH_ARGS='-parts latency,quota -pin=false'
+//	make bench BENCH_ARGS='-parts latency,quota -pin=false'   # writes .run/bench-parts.json
 //
 // The benchmarks live in files built only with the "bench" tag, so `make test` never
 // runs them. The parts:
