@@ -297,21 +297,29 @@ const (
 // package doc.
 func (s *Sink) plan(table string, from []origin) []int {
 	s.pick = s.pick[:0]
+	var unknown, marked, unverified int
 	for i := range from {
 		o := &from[i]
 		switch {
 		case !o.known:
 			o.why = whyUnknown
+			unknown++
 		case o.MaybeDuplicate:
 			o.why = whyMarked
+			marked++
 		case !s.verified[partitionTable{o.Topic, o.Partition, table}]:
 			o.why = whyUnverified
+			unverified++
 		default:
-			s.m.lookedUp.WithLabelValues(table, whySkipped).Inc()
 			continue
 		}
-		s.m.lookedUp.WithLabelValues(table, o.why).Inc()
 		s.pick = append(s.pick, i)
+	}
+	// One metric update per reason and batch, not per event.
+	for why, n := range map[string]int{whyUnknown: unknown, whyMarked: marked, whyUnverified: unverified, whySkipped: len(from) - len(s.pick)} {
+		if n > 0 {
+			s.m.lookedUp.WithLabelValues(table, why).Add(float64(n))
+		}
 	}
 	return s.pick
 }
